@@ -1,0 +1,63 @@
+"""DTC's second task as an extra output of the nnU-Net network.
+
+DTC (Luo et al., AAAI 2021) predicts a segmentation and a level set (tanh) from the same last decoder
+features with two 1x1 convolutions. Two 1x1 convolutions on the same input are one 1x1 convolution with
+more output channels, so the highest-resolution segmentation layer of the nnU-Net decoder is replaced by
+`SegmentationAndLevelSetHead`, which computes both at once. The head is always built, so checkpoints load
+in every mode, and it only emits the level-set channels while training with them enabled: in eval mode
+the network returns exactly what vanilla nnU-Net returns.
+"""
+from typing import Tuple
+
+import torch
+from torch import nn
+
+
+class SegmentationAndLevelSetHead(nn.Module):
+    def __init__(self, conv_op, in_channels: int, num_segmentation_channels: int, num_level_set_channels: int):
+        super().__init__()
+        self.conv = conv_op(in_channels, num_segmentation_channels + num_level_set_channels, 1, 1, 0, bias=True)
+        self.num_segmentation_channels = num_segmentation_channels
+        self.num_level_set_channels = num_level_set_channels
+        self.emit_level_set = True
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training and self.emit_level_set:
+            return self.conv(x)
+        c = self.num_segmentation_channels
+        return self.conv._conv_forward(x, self.conv.weight[:c], self.conv.bias[:c])
+
+
+def add_level_set_head(network: nn.Module, num_level_set_channels: int) -> nn.Module:
+    """Replaces the full-resolution segmentation layer of an nnU-Net decoder by a `SegmentationAndLevelSetHead`.
+
+    The new head starts from the vanilla layer's weights for the segmentation channels.
+    """
+    seg_layers = network.decoder.seg_layers
+    vanilla = seg_layers[-1]
+    head = SegmentationAndLevelSetHead(type(vanilla), vanilla.in_channels, vanilla.out_channels,
+                                       num_level_set_channels)
+    with torch.no_grad():
+        head.conv.weight[:vanilla.out_channels] = vanilla.weight
+        head.conv.bias[:vanilla.out_channels] = vanilla.bias
+    seg_layers[-1] = head
+    return network
+
+
+def get_level_set_head(network: nn.Module) -> SegmentationAndLevelSetHead:
+    head = network.decoder.seg_layers[-1]
+    if not isinstance(head, SegmentationAndLevelSetHead):
+        raise TypeError(f'{type(network).__name__} has no DTC level-set head; build it with add_level_set_head')
+    return head
+
+
+def split_segmentation_and_level_set(full_resolution_output: torch.Tensor, num_segmentation_channels: int) \
+        -> Tuple[torch.Tensor, torch.Tensor]:
+    """Splits the head's training output into segmentation logits and the tanh level set (views, no copy of
+    the logits)."""
+    if full_resolution_output.shape[1] <= num_segmentation_channels:
+        raise RuntimeError('The network returned no level-set channels: is it in training mode with '
+                           'deep supervision enabled?')
+    seg_logits = full_resolution_output[:, :num_segmentation_channels]
+    level_set = torch.tanh(full_resolution_output[:, num_segmentation_channels:])
+    return seg_logits, level_set
