@@ -1,0 +1,110 @@
+"""nnUNetv2_dtc_demo: the whole DTC workflow on a small synthetic semi-supervised dataset.
+
+It runs the same commands a user runs (nnUNetv2_plan_and_preprocess, nnUNetv2_dtc_preprocess_unlabeled,
+nnUNetv2_train, nnUNetv2_predict, nnUNetv2_evaluate_folder) in subprocesses, with nnU-Net's folders inside --out,
+and prints the Dice on held-out test cases.
+"""
+import argparse
+import os
+import subprocess
+import sys
+import time
+from typing import List
+
+from batchgenerators.utilities.file_and_folder_operations import join, load_json
+
+from nnunetv2_dtc.schedule_trainers import environment_with_trainers, write_schedule_trainer
+from nnunetv2_dtc.synthetic_dataset import make_synthetic_dataset
+
+DEMO_DATASET_ID = 990
+DEMO_CONFIGURATION = '3d_fullres'
+# Sized to finish in a few minutes on a 2-core CPU and still learn the synthetic blobs.
+DEFAULT_EPOCHS = 4
+DEFAULT_ITERATIONS_PER_EPOCH = 25
+DEFAULT_VAL_ITERATIONS_PER_EPOCH = 2
+DEFAULT_NUM_LABELED = 4
+DEFAULT_NUM_UNLABELED = 12
+DEFAULT_NUM_TEST = 4
+
+
+def _bin(command: str) -> str:
+    """The console script installed beside this Python (works in a venv that is not activated)."""
+    candidate = join(os.path.dirname(sys.executable), command)
+    return candidate if os.path.isfile(candidate) else command
+
+
+def _run(step: str, command: List[str], environment: dict, log_folder: str) -> None:
+    log_file = join(log_folder, step.replace(' ', '_') + '.log')
+    print(f'[demo] {step}: {" ".join(command)}  (log: {log_file})', flush=True)
+    start = time.time()
+    with open(log_file, 'w') as log:
+        completed = subprocess.run([_bin(command[0]), *command[1:]], env=environment, stdout=log,
+                                   stderr=subprocess.STDOUT)
+    if completed.returncode != 0:
+        with open(log_file) as log:
+            tail = ''.join(log.readlines()[-30:])
+        raise SystemExit(f'[demo] {step} failed (exit {completed.returncode}). Last lines of {log_file}:\n{tail}')
+    print(f'[demo] {step} done in {time.time() - start:.0f} s', flush=True)
+
+
+def run_demo(out: str, device: str, epochs: int, iterations_per_epoch: int, num_labeled: int,
+             num_unlabeled: int, num_test: int, num_processes: int) -> float:
+    out = os.path.abspath(out)
+    if os.path.isdir(out) and os.listdir(out):
+        raise SystemExit(f'[demo] {out} is not empty. Remove it or choose another --out.')
+    folders = {name: join(out, name) for name in ('nnUNet_raw', 'nnUNet_preprocessed', 'nnUNet_results', 'logs')}
+    for folder in folders.values():
+        os.makedirs(folder, exist_ok=True)
+    trainer = write_schedule_trainer(join(out, 'trainers'), 'nnUNetTrainerDTC', epochs, iterations_per_epoch,
+                                     DEFAULT_VAL_ITERATIONS_PER_EPOCH)
+    environment = environment_with_trainers({**os.environ, **{k: v for k, v in folders.items() if k != 'logs'}},
+                                            join(out, 'trainers'))
+    environment.setdefault('nnUNet_n_proc_DA', str(num_processes))
+    environment.setdefault('nnUNet_compile', 'false')
+
+    raw = make_synthetic_dataset(folders['nnUNet_raw'], DEMO_DATASET_ID, num_labeled=num_labeled,
+                                 num_unlabeled=num_unlabeled, num_test=num_test)
+    print(f'[demo] synthetic dataset: {num_labeled} labelled, {num_unlabeled} unlabelled, {num_test} test cases '
+          f'in {raw}', flush=True)
+    d, c, log = str(DEMO_DATASET_ID), DEMO_CONFIGURATION, folders['logs']
+    _run('plan and preprocess', ['nnUNetv2_plan_and_preprocess', '-d', d, '-c', c, '-np', str(num_processes),
+                                 '--verify_dataset_integrity'], environment, log)
+    _run('preprocess unlabelled', ['nnUNetv2_dtc_preprocess_unlabeled', '-d', d, '-c', c,
+                                   '-np', str(num_processes)], environment, log)
+    _run('train', ['nnUNetv2_train', d, c, 'all', '-tr', trainer, '-device', device], environment, log)
+    predictions = join(out, 'predictions')
+    _run('predict', ['nnUNetv2_predict', '-i', join(raw, 'imagesTs'), '-o', predictions, '-d', d, '-c', c,
+                     '-f', 'all', '-tr', trainer, '-device', device, '-npp', '1', '-nps', '1'], environment, log)
+    model_folder = join(folders['nnUNet_results'], os.path.basename(raw), f'{trainer}__nnUNetPlans__{c}')
+    summary = join(predictions, 'summary.json')
+    _run('evaluate', ['nnUNetv2_evaluate_folder', join(raw, 'labelsTs'), predictions,
+                      '-djfile', join(model_folder, 'dataset.json'), '-pfile', join(model_folder, 'plans.json'),
+                      '-o', summary, '-np', str(num_processes)], environment, log)
+    dice = load_json(summary)['foreground_mean']['Dice']
+    print(f'[demo] training log and progress plots: {join(model_folder, "fold_all")}')
+    print(f'[demo] mean foreground Dice on {num_test} held-out test cases: {dice:.4f}', flush=True)
+    return dice
+
+
+def demo_entry() -> None:
+    parser = argparse.ArgumentParser(
+        prog='nnUNetv2_dtc_demo',
+        description='Makes a small synthetic semi-supervised dataset and runs the whole DTC workflow on it with '
+                    'nnU-Net\'s own commands (plan/preprocess, unlabelled preprocessing, a short nnUNetTrainerDTC '
+                    'training, prediction, evaluation), then prints the Dice on held-out test cases.')
+    parser.add_argument('--out', default='nnunet_dtc_demo',
+                        help='Folder for everything the demo writes (must be empty or absent). Default: '
+                             './nnunet_dtc_demo')
+    parser.add_argument('--device', choices=('cpu', 'cuda'), default='cpu', help='Default: cpu')
+    parser.add_argument('--epochs', type=int, default=DEFAULT_EPOCHS, help=f'Default: {DEFAULT_EPOCHS}')
+    parser.add_argument('--iterations_per_epoch', type=int, default=DEFAULT_ITERATIONS_PER_EPOCH,
+                        help=f'Default: {DEFAULT_ITERATIONS_PER_EPOCH}')
+    parser.add_argument('--num_labeled', type=int, default=DEFAULT_NUM_LABELED, help=f'Default: {DEFAULT_NUM_LABELED}')
+    parser.add_argument('--num_unlabeled', type=int, default=DEFAULT_NUM_UNLABELED,
+                        help=f'Default: {DEFAULT_NUM_UNLABELED}')
+    parser.add_argument('--num_test', type=int, default=DEFAULT_NUM_TEST, help=f'Default: {DEFAULT_NUM_TEST}')
+    parser.add_argument('-np', type=int, default=2, help='Processes for preprocessing and data augmentation. '
+                                                         'Default: 2')
+    args = parser.parse_args()
+    run_demo(args.out, args.device, args.epochs, args.iterations_per_epoch, args.num_labeled, args.num_unlabeled,
+             args.num_test, args.np)
