@@ -12,8 +12,10 @@ import pytest
 VENV_BIN = Path(sys.executable).parent
 # keep subprocesses light on a small CPU machine: one data augmentation worker (0 would run augmentation in the
 # trainer's process, but nnU-Net's planner passes it to torch.set_num_threads, which refuses 0), one thread per
-# process, no torch.compile. Override per call with run_console_script(..., environment={...}).
-SUBPROCESS_SETTINGS = {'nnUNet_n_proc_DA': '1', 'OMP_NUM_THREADS': '1', 'nnUNet_compile': 'false'}
+# process, one worker in nnU-Net's export/evaluation pools (nnUNet_def_n_proc, default 8), no torch.compile.
+# Override per call with run_console_script(..., environment={...}).
+SUBPROCESS_SETTINGS = {'nnUNet_n_proc_DA': '1', 'OMP_NUM_THREADS': '1', 'nnUNet_compile': 'false',
+                       'nnUNet_def_n_proc': '1'}
 SUBPROCESS_TIMEOUT_S = 600
 
 

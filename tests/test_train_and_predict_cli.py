@@ -1,0 +1,125 @@
+"""nnUNetTrainerDTC through nnU-Net's own commands, in subprocesses, on a tiny synthetic dataset:
+nnUNetv2_plan_and_preprocess, nnUNetv2_dtc_preprocess_unlabeled, nnUNetv2_train, nnUNetv2_predict."""
+import re
+import shutil
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+import torch
+
+from conftest import NnUNetFolders, run_console_script
+from nnunetv2_dtc.dtc_losses import sigmoid_rampup_weight
+from nnunetv2_dtc.dtc_progress import DTC_LOG_KEYS, PROGRESS_PLOT_NAME
+from nnunetv2_dtc.schedule_trainers import environment_with_trainers, write_schedule_trainer
+from nnunetv2_dtc.synthetic_dataset import make_synthetic_dataset
+
+DATASET_ID = 991
+DATASET_NAME = 'Dataset991_DTCTrain'
+CONFIGURATION = '3d_fullres'
+EPOCHS, ITERATIONS, VAL_ITERATIONS = 2, 3, 1
+NUM_LABELED, NUM_UNLABELED, NUM_TEST = 3, 3, 2
+
+
+@pytest.fixture(scope='module')
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp('dtc_train')
+    folders = NnUNetFolders.create(root / 'nnunet')
+    raw = Path(make_synthetic_dataset(str(folders.raw), DATASET_ID, name='DTCTrain', num_labeled=NUM_LABELED,
+                                      num_unlabeled=NUM_UNLABELED, num_test=NUM_TEST, shape=(16, 16, 16),
+                                      num_foreground_labels=2))
+    trainer = write_schedule_trainer(str(root / 'trainers'), 'nnUNetTrainerDTC', EPOCHS, ITERATIONS, VAL_ITERATIONS)
+    environment = environment_with_trainers({}, str(root / 'trainers'))
+    run_console_script(folders, ['nnUNetv2_plan_and_preprocess'], '-d', DATASET_ID, '-c', CONFIGURATION, '-np', 1)
+    run_console_script(folders, ['nnUNetv2_dtc_preprocess_unlabeled'], '-d', DATASET_ID, '-c', CONFIGURATION,
+                       '-np', 1)
+    train = run_console_script(folders, ['nnUNetv2_train'], DATASET_ID, CONFIGURATION, 'all', '-tr', trainer,
+                               '-device', 'cpu', environment=environment)
+    model = folders.results / DATASET_NAME / f'{trainer}__nnUNetPlans__{CONFIGURATION}'
+    predictions = root / 'predictions'
+    run_console_script(folders, ['nnUNetv2_predict'], '-i', raw / 'imagesTs', '-o', predictions, '-d', DATASET_ID,
+                       '-c', CONFIGURATION, '-f', 'all', '-tr', trainer, '-device', 'cpu', '-npp', 1, '-nps', 1,
+                       environment=environment)
+    return SimpleNamespace(root=root, folders=folders, raw=raw, trainer=trainer, environment=environment,
+                           fold=model / 'fold_all', model=model, predictions=predictions, train=train)
+
+
+def test_final_checkpoint_holds_the_dtc_network(trained):
+    checkpoint = torch.load(trained.fold / 'checkpoint_final.pth', map_location='cpu', weights_only=False)
+    assert checkpoint['trainer_name'] == trained.trainer
+    assert checkpoint['current_epoch'] == EPOCHS
+    head = checkpoint['network_weights']['decoder.seg_layers.1.conv.weight']
+    assert head.shape[0] == 3 + 2  # background + 2 classes, one level set per foreground class
+
+
+def test_every_epoch_logs_each_loss_term_and_lambda(trained):
+    checkpoint = torch.load(trained.fold / 'checkpoint_final.pth', map_location='cpu', weights_only=False)
+    logged = checkpoint['logging']
+    for key in DTC_LOG_KEYS.values():
+        assert len(logged[key]) == EPOCHS and all(np.isfinite(logged[key]))
+    total_iterations = EPOCHS * ITERATIONS
+    for epoch in range(EPOCHS):
+        expected = np.mean([sigmoid_rampup_weight(epoch * ITERATIONS + i, total_iterations, 1.0)
+                            for i in range(ITERATIONS)])
+        assert logged['dtc_consistency_weights'][epoch] == pytest.approx(expected, rel=1e-5)
+    # the total nnU-Net logs is the weighted sum of the terms, up to lambda varying inside an epoch
+    for epoch in range(EPOCHS):
+        parts = (logged['dtc_supervised_losses'][epoch] + 0.3 * logged['dtc_sdf_losses'][epoch])
+        assert logged['train_losses'][epoch] == pytest.approx(
+            parts + logged['dtc_consistency_weights'][epoch] * logged['dtc_consistency_losses'][epoch], abs=0.05)
+    log_text = '\n'.join(p.read_text() for p in trained.fold.glob('training_log_*.txt'))
+    lines = re.findall(r'supervised_loss \S+, sdf_loss \S+, consistency_loss \S+, consistency_weight \S+', log_text)
+    assert len(lines) == EPOCHS
+    assert (trained.fold / PROGRESS_PLOT_NAME).stat().st_size > 0
+    assert (trained.fold / 'progress.png').stat().st_size > 0
+
+
+def test_final_validation_ran_like_nnunet(trained):
+    assert (trained.fold / 'validation' / 'summary.json').is_file()
+    assert len(list((trained.fold / 'validation').glob('*.nii.gz'))) == NUM_LABELED
+
+
+def test_predictions_have_the_input_geometry(trained):
+    images = sorted((trained.raw / 'imagesTs').glob('*_0000.nii.gz'))
+    assert len(images) == NUM_TEST
+    for image_file in images:
+        image = sitk.ReadImage(str(image_file))
+        prediction = sitk.ReadImage(str(trained.predictions / image_file.name.replace('_0000.nii.gz', '.nii.gz')))
+        assert prediction.GetSize() == image.GetSize()
+        assert prediction.GetSpacing() == pytest.approx(image.GetSpacing())
+        assert prediction.GetOrigin() == pytest.approx(image.GetOrigin())
+        assert prediction.GetDirection() == pytest.approx(image.GetDirection())
+        assert set(np.unique(sitk.GetArrayFromImage(prediction))) <= {0, 1, 2}
+
+
+def test_training_without_preprocessed_unlabelled_data_names_the_command(trained, tmp_path):
+    preprocessed = tmp_path / 'preprocessed'
+    shutil.copytree(trained.folders.preprocessed, preprocessed)
+    for leftover in (preprocessed / DATASET_NAME).glob('*_unlabeled*'):
+        shutil.rmtree(leftover) if leftover.is_dir() else leftover.unlink()
+    results = tmp_path / 'results'
+    result = run_console_script(trained.folders, ['nnUNetv2_train'], DATASET_ID, CONFIGURATION, 'all', '-tr',
+                                trained.trainer, '-device', 'cpu', check=False,
+                                environment={**trained.environment, 'nnUNet_preprocessed': str(preprocessed),
+                                             'nnUNet_results': str(results)})
+    assert result.returncode != 0
+    output = result.stdout + result.stderr
+    assert 'No preprocessed unlabelled cases' in output
+    assert f'nnUNetv2_dtc_preprocess_unlabeled -d {DATASET_ID} -c {CONFIGURATION}' in output
+    assert not list(results.rglob('checkpoint*.pth'))
+
+
+def test_trainer_dir_check_says_what_to_export(trained):
+    missing = run_console_script(trained.folders, ['nnUNetv2_dtc_trainer_dir'], '--check', check=False,
+                                 environment={'nnUNet_extTrainer': '/nowhere'})
+    assert missing.returncode == 1
+    assert 'export nnUNet_extTrainer=$(nnUNetv2_dtc_trainer_dir)' in missing.stderr
+    printed = run_console_script(trained.folders, ['nnUNetv2_dtc_trainer_dir']).stdout.strip()
+    assert (Path(printed) / 'nnUNetTrainerDTC.py').is_file()
+    assert sorted(p.name for p in Path(printed).glob('*.py') if p.name != '__init__.py') == \
+        ['nnUNetTrainerDTC.py', 'nnUNetTrainerDTC_LabeledOnly.py', 'nnUNetTrainerDTC_Xepochs.py']
+    ok = run_console_script(trained.folders, ['nnUNetv2_dtc_trainer_dir'], '--check',
+                            environment={'nnUNet_extTrainer': printed})
+    assert 'is set up' in ok.stdout
