@@ -19,7 +19,7 @@ from nnunetv2_dtc.synthetic_dataset import make_synthetic_dataset
 DEMO_DATASET_ID = 990
 DEMO_CONFIGURATION = '3d_fullres'
 # Sized to finish in a few minutes on a 2-core CPU and still learn the synthetic blobs.
-DEFAULT_EPOCHS = 4
+DEFAULT_EPOCHS = 3
 DEFAULT_ITERATIONS_PER_EPOCH = 25
 DEFAULT_VAL_ITERATIONS_PER_EPOCH = 2
 DEFAULT_NUM_LABELED = 4
@@ -60,6 +60,7 @@ def run_demo(out: str, device: str, epochs: int, iterations_per_epoch: int, num_
     environment = environment_with_trainers({**os.environ, **{k: v for k, v in folders.items() if k != 'logs'}},
                                             join(out, 'trainers'))
     environment.setdefault('nnUNet_n_proc_DA', str(num_processes))
+    environment.setdefault('nnUNet_def_n_proc', str(num_processes))
     environment.setdefault('nnUNet_compile', 'false')
 
     raw = make_synthetic_dataset(folders['nnUNet_raw'], DEMO_DATASET_ID, num_labeled=num_labeled,
