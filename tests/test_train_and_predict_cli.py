@@ -1,7 +1,9 @@
 """nnUNetTrainerDTC through nnU-Net's own commands, in subprocesses, on a tiny synthetic dataset:
 nnUNetv2_plan_and_preprocess, nnUNetv2_dtc_preprocess_unlabeled, nnUNetv2_train, nnUNetv2_predict."""
+import json
 import re
 import shutil
+import subprocess
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -11,10 +13,12 @@ import SimpleITK as sitk
 import torch
 
 from conftest import NnUNetFolders, run_console_script
+from nnunetv2_dtc import compute_sdf
 from nnunetv2_dtc.dtc_losses import sigmoid_rampup_weight
 from nnunetv2_dtc.dtc_progress import DTC_LOG_KEYS, PROGRESS_PLOT_NAME
 from nnunetv2_dtc.schedule_trainers import environment_with_trainers, write_schedule_trainer
 from nnunetv2_dtc.synthetic_dataset import make_synthetic_dataset
+from nnunetv2_dtc.trainers.nnUNetTrainerDTC import nnUNetTrainerDTC
 
 DATASET_ID = 991
 DATASET_NAME = 'Dataset991_DTCTrain'
@@ -123,3 +127,65 @@ def test_trainer_dir_check_says_what_to_export(trained):
     ok = run_console_script(trained.folders, ['nnUNetv2_dtc_trainer_dir'], '--check',
                             environment={'nnUNet_extTrainer': printed})
     assert 'is set up' in ok.stdout
+
+
+def test_vanilla_export_predicts_identically_with_stock_nnunet(trained, tmp_path):
+    exported = tmp_path / 'vanilla_model'
+    run_console_script(trained.folders, ['nnUNetv2_dtc_export_vanilla'], '-d', DATASET_ID, '-c', CONFIGURATION,
+                       '-f', 'all', '-tr', trained.trainer, '-o', exported)
+    checkpoint = torch.load(exported / 'fold_all' / 'checkpoint_final.pth', map_location='cpu', weights_only=False)
+    assert checkpoint['trainer_name'] == 'nnUNetTrainer' and checkpoint['optimizer_state'] is None
+    assert checkpoint['network_weights']['decoder.seg_layers.1.weight'].shape[0] == 3
+    assert 'dtc_num_level_set_channels' not in json.loads((exported / 'plans.json').read_text())
+    stock_predictions = tmp_path / 'stock_predictions'
+    environment = {k: v for k, v in trained.folders.subprocess_environment().items() if k != 'nnUNet_extTrainer'}
+    completed = subprocess.run(['nnUNetv2_predict_from_modelfolder', '-i', str(trained.raw / 'imagesTs'), '-o',
+                                str(stock_predictions), '-m', str(exported), '-f', 'all', '-device', 'cpu',
+                                '-npp', '1', '-nps', '1'], env=environment, capture_output=True, text=True,
+                               timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    for dtc_file in sorted(trained.predictions.glob('*.nii.gz')):
+        stock = sitk.GetArrayFromImage(sitk.ReadImage(str(stock_predictions / dtc_file.name)))
+        assert np.array_equal(stock, sitk.GetArrayFromImage(sitk.ReadImage(str(dtc_file))))
+
+
+def test_vanilla_export_refuses_an_existing_output_and_leaves_it_alone(trained, tmp_path):
+    (tmp_path / 'taken').mkdir()
+    result = run_console_script(trained.folders, ['nnUNetv2_dtc_export_vanilla'], '-d', DATASET_ID, '-c',
+                                CONFIGURATION, '-f', 'all', '-tr', trained.trainer, '-o', tmp_path / 'taken',
+                                check=False)
+    assert result.returncode == 2 and 'exists' in result.stderr
+    assert not any((tmp_path / 'taken').iterdir())
+    assert not (tmp_path / 'taken.partial').exists()
+
+
+@pytest.mark.parametrize('num_processes', ['0', '1'])
+def test_batches_mix_labelled_and_unlabelled_patches_with_sdf_of_the_augmented_labels(trained, monkeypatch,
+                                                                                       num_processes):
+    trained.folders.set_in(monkeypatch)
+    monkeypatch.setenv('nnUNet_n_proc_DA', num_processes)
+    plans = json.loads((trained.folders.preprocessed / DATASET_NAME / 'nnUNetPlans.json').read_text())
+    dataset_json = json.loads((trained.folders.preprocessed / DATASET_NAME / 'dataset.json').read_text())
+    trainer = nnUNetTrainerDTC({**plans, 'continue_training': False}, CONFIGURATION, 'all', dataset_json,
+                               torch.device('cpu'))
+    trainer.initialize()
+    train_loader, val_loader = trainer.get_dataloaders()
+    try:
+        for _ in range(2):
+            batch = next(train_loader)
+            targets = batch['target']
+            b = trainer.batch_size
+            assert batch['data'].shape[0] == 2 * b
+            assert targets.is_labeled.tolist() == [True] * b + [False] * b
+            assert [k.startswith('dtc_u') for k in batch['keys']] == [False] * b + [True] * b
+            assert len(targets.segmentation) == len(trainer._get_deep_supervision_scales())
+            assert targets.segmentation[0].shape[0] == b and targets.sdf.shape == (b, 2, 16, 16, 16)
+            for labels, sdf in zip(targets.segmentation[0], targets.sdf):
+                assert np.allclose(sdf.numpy(), compute_sdf(labels[0].numpy().astype(np.int16), [1, 2]), atol=1e-6)
+            assert (targets.sdf < 0).any() and (targets.sdf > 0).any()
+            validation = next(val_loader)
+            assert isinstance(validation['target'], list)
+    finally:
+        for loader in (train_loader, val_loader):
+            if hasattr(loader, '_finish'):
+                loader._finish()
