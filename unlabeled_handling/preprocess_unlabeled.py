@@ -15,6 +15,7 @@ from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 from tqdm import tqdm
 
+from nnunetv2_dtc.trainer_dir import ext_trainer_is_set_up, missing_ext_trainer_message
 from nnunetv2_dtc.unlabeled_handling.case_storage import empty_class_locations, is_case_complete, preprocess_case, \
     remove_case, stored_case_ids
 from nnunetv2_dtc.unlabeled_handling.errors import PREPROCESS_COMMAND, UnlabeledDataError
@@ -149,6 +150,8 @@ def preprocess_unlabeled_entry():
     except UnlabeledDataError as e:
         print(f'{PREPROCESS_COMMAND}: error: {e}', file=sys.stderr)
         sys.exit(EXIT_STATUS_BAD_INPUT)
+    if not ext_trainer_is_set_up():
+        print(f'Next, before nnUNetv2_train -tr nnUNetTrainerDTC: {missing_ext_trainer_message()}')
 
 
 if __name__ == '__main__':
