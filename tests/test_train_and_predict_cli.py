@@ -4,6 +4,7 @@ import json
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -36,9 +37,10 @@ def trained(tmp_path_factory):
                                       num_foreground_labels=2))
     trainer = write_schedule_trainer(str(root / 'trainers'), 'nnUNetTrainerDTC', EPOCHS, ITERATIONS, VAL_ITERATIONS)
     environment = environment_with_trainers({}, str(root / 'trainers'))
-    run_console_script(folders, ['nnUNetv2_plan_and_preprocess'], '-d', DATASET_ID, '-c', CONFIGURATION, '-np', 1)
-    run_console_script(folders, ['nnUNetv2_dtc_preprocess_unlabeled'], '-d', DATASET_ID, '-c', CONFIGURATION,
+    run_console_script(folders, ['nnUNetv2_plan_and_preprocess'], '-d', DATASET_ID, '-c', CONFIGURATION, '2d',
                        '-np', 1)
+    preprocess = run_console_script(folders, ['nnUNetv2_dtc_preprocess_unlabeled'], '-d', DATASET_ID,
+                                    '-c', CONFIGURATION, '2d', '-np', 1)
     train = run_console_script(folders, ['nnUNetv2_train'], DATASET_ID, CONFIGURATION, 'all', '-tr', trainer,
                                '-device', 'cpu', environment=environment)
     model = folders.results / DATASET_NAME / f'{trainer}__nnUNetPlans__{CONFIGURATION}'
@@ -47,7 +49,8 @@ def trained(tmp_path_factory):
                        '-c', CONFIGURATION, '-f', 'all', '-tr', trainer, '-device', 'cpu', '-npp', 1, '-nps', 1,
                        environment=environment)
     return SimpleNamespace(root=root, folders=folders, raw=raw, trainer=trainer, environment=environment,
-                           fold=model / 'fold_all', model=model, predictions=predictions, train=train)
+                           fold=model / 'fold_all', model=model, predictions=predictions, train=train,
+                           preprocess=preprocess)
 
 
 def test_final_checkpoint_holds_the_dtc_network(trained):
@@ -116,6 +119,7 @@ def test_training_without_preprocessed_unlabelled_data_names_the_command(trained
 
 
 def test_trainer_dir_check_says_what_to_export(trained):
+    assert 'export nnUNet_extTrainer=$(nnUNetv2_dtc_trainer_dir)' in trained.preprocess.stdout
     missing = run_console_script(trained.folders, ['nnUNetv2_dtc_trainer_dir'], '--check', check=False,
                                  environment={'nnUNet_extTrainer': '/nowhere'})
     assert missing.returncode == 1
@@ -189,3 +193,109 @@ def test_batches_mix_labelled_and_unlabelled_patches_with_sdf_of_the_augmented_l
         for loader in (train_loader, val_loader):
             if hasattr(loader, '_finish'):
                 loader._finish()
+
+
+TEST_TRAINERS = Path(__file__).parent / 'dtc_test_trainers'
+
+
+def _results_copy(trained, tmp_path) -> dict:
+    """Environment for a training of its own in tmp_path, on the module's preprocessed data."""
+    return {**environment_with_trainers({}, str(TEST_TRAINERS)), 'nnUNet_results': str(tmp_path / 'results')}
+
+
+def test_resume_after_a_kill_continues_the_schedule_and_the_epoch_count(trained, tmp_path):
+    environment = _results_copy(trained, tmp_path)
+    trainer = 'nnUNetTrainerDTC_TestCheckpointEveryEpoch'
+    fold = tmp_path / 'results' / DATASET_NAME / f'{trainer}__nnUNetPlans__{CONFIGURATION}' / 'fold_all'
+    command = ['nnUNetv2_train', str(DATASET_ID), CONFIGURATION, 'all', '-tr', trainer, '-device', 'cpu']
+    process = subprocess.Popen(command, env=trained.folders.subprocess_environment(environment),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        # the best checkpoint is written after the latest one at the end of the first epoch
+        while not (fold / 'checkpoint_best.pth').is_file() and process.poll() is None and time.time() < deadline:
+            time.sleep(0.2)
+    finally:
+        process.kill()
+        process.wait()
+    assert not (fold / 'checkpoint_final.pth').exists(), 'the run finished before it could be interrupted'
+    interrupted = torch.load(fold / 'checkpoint_latest.pth', map_location='cpu', weights_only=False)
+    assert 1 <= interrupted['current_epoch'] < 3
+
+    run_console_script(trained.folders, command[:1], *command[1:], '--c', environment=environment)
+    final = torch.load(fold / 'checkpoint_final.pth', map_location='cpu', weights_only=False)
+    assert final['current_epoch'] == 3
+    weights = final['logging']['dtc_consistency_weights']
+    assert len(weights) == 3 and len(final['logging']['train_losses']) == 3
+    for epoch, logged in enumerate(weights):
+        expected = np.mean([sigmoid_rampup_weight(epoch * 2 + i, 3 * 2, 1.0) for i in range(2)])
+        assert logged == pytest.approx(expected, rel=1e-5)
+
+
+def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(trained, tmp_path):
+    environment = _results_copy(trained, tmp_path)
+    trainer = 'nnUNetTrainerDTC_TestNonFiniteLoss'
+    result = run_console_script(trained.folders, ['nnUNetv2_train'], DATASET_ID, CONFIGURATION, 'all', '-tr',
+                                trainer, '-device', 'cpu', check=False, environment=environment)
+    assert result.returncode != 0
+    assert 'Non-finite DTC loss at epoch 1, step 0: loss, consistency_loss' in result.stdout + result.stderr
+    fold = tmp_path / 'results' / DATASET_NAME / f'{trainer}__nnUNetPlans__{CONFIGURATION}' / 'fold_all'
+    kept = torch.load(fold / 'checkpoint_latest.pth', map_location='cpu', weights_only=False)
+    assert kept['current_epoch'] == 1
+    assert all(torch.isfinite(v).all() for v in kept['network_weights'].values())
+    assert not (fold / 'checkpoint_final.pth').exists()
+
+
+def test_validation_with_best_checkpoint_and_npz_works_for_dtc_models(trained):
+    run_console_script(trained.folders, ['nnUNetv2_train'], DATASET_ID, CONFIGURATION, 'all', '-tr',
+                       trained.trainer, '-device', 'cpu', '--val', '--val_best', '--npz',
+                       environment=trained.environment)
+    validation = trained.fold / 'validation'
+    assert len(list(validation.glob('*.npz'))) == NUM_LABELED
+    probabilities = np.load(next(validation.glob('*.npz')))['probabilities']
+    assert probabilities.shape[0] == 3  # background + 2 classes: no level-set channels leak into predictions
+
+
+def _train_a_few_steps(trained, monkeypatch, tmp_path, configuration: str, dataset_json: dict):
+    """nnU-Net's own epoch hooks around two DTC train steps and one validation step, in this process."""
+    trained.folders.set_in(monkeypatch)
+    monkeypatch.setenv('nnUNet_results', str(tmp_path / 'results'))
+    monkeypatch.setenv('nnUNet_n_proc_DA', '0')
+    plans = json.loads((trained.folders.preprocessed / DATASET_NAME / 'nnUNetPlans.json').read_text())
+    trainer = nnUNetTrainerDTC({**plans, 'continue_training': False}, configuration, 'all', dataset_json,
+                               torch.device('cpu'))
+    trainer.num_epochs, trainer.num_iterations_per_epoch = 1, 2
+    trainer.on_train_start()
+    trainer.on_epoch_start()
+    trainer.on_train_epoch_start()
+    steps = [trainer.train_step(next(trainer.dataloader_train)) for _ in range(2)]
+    trainer.on_train_epoch_end(steps)
+    trainer.on_validation_epoch_start()
+    validation = trainer.validation_step(next(trainer.dataloader_val))
+    return trainer, steps, validation
+
+
+def test_2d_configuration_trains_with_one_level_set_per_class(trained, monkeypatch, tmp_path):
+    dataset_json = json.loads((trained.folders.preprocessed / DATASET_NAME / 'dataset.json').read_text())
+    trainer, steps, validation = _train_a_few_steps(trained, monkeypatch, tmp_path, '2d', dataset_json)
+    assert trainer.network.decoder.seg_layers[-1].conv.weight.ndim == 4  # Conv2d
+    assert trainer.network.decoder.seg_layers[-1].conv.out_channels == 3 + 2
+    for step in steps:
+        assert all(np.isfinite(step[k]) for k in ('loss', 'supervised_loss', 'sdf_loss', 'consistency_loss'))
+        assert step['sdf_loss'] > 0
+    assert np.isfinite(validation['loss']) and len(validation['tp_hard']) == 2
+
+
+def test_region_training_uses_one_sigmoid_level_set_per_region(trained, monkeypatch, tmp_path):
+    dataset_json = json.loads((trained.folders.preprocessed / DATASET_NAME / 'dataset.json').read_text())
+    dataset_json['labels'] = {'background': 0, 'whole': [1, 2], 'inner': [2]}
+    dataset_json['regions_class_order'] = [1, 2]
+    trainer, steps, validation = _train_a_few_steps(trained, monkeypatch, tmp_path, CONFIGURATION, dataset_json)
+    assert trainer.label_manager.has_regions and trainer.loss.has_regions
+    assert trainer.network.decoder.seg_layers[-1].conv.out_channels == 2 + 2  # 2 regions, 2 level sets
+    batch = next(trainer.dataloader_train)
+    whole = batch['target'].segmentation[0][:, :1]  # regions are one-hot channels after nnU-Net's transforms
+    assert np.allclose(batch['target'].sdf[:, 0].numpy(),
+                       [compute_sdf(w[0].numpy().astype(np.int16), [1])[0] for w in whole], atol=1e-6)
+    assert all(np.isfinite(step['loss']) for step in steps)
+    assert np.isfinite(validation['loss']) and len(validation['tp_hard']) == 2

@@ -13,8 +13,10 @@ TRAINING_ONLY_CONFIGURATION_KEYS = (
     'architecture', 'batch_size', 'batch_dice', 'patch_size', 'median_image_size_in_voxels', 'inherits_from',
     'next_stage', 'previous_stage', 'resampling_fn_probabilities', 'resampling_fn_probabilities_kwargs',
 )
-# dataset.json entries the preprocessing depends on (channels and reading; labels give the class_locations keys)
-DATASET_JSON_KEYS = ('channel_names', 'modality', 'file_ending', 'labels', 'regions_class_order')
+# dataset.json entries the preprocessed images depend on (channels and reading). Labels and regions only name the
+# keys of the empty class_locations, which the DTC loader never reads (unlabelled patches are random crops), so a
+# switch to region training keeps the unlabelled data.
+DATASET_JSON_KEYS = ('channel_names', 'modality', 'file_ending')
 
 PLANS_IDENTIFIER_KEY = 'plans_identifier'
 CONFIGURATION_KEY = 'configuration'
