@@ -1,4 +1,6 @@
 """The DTC network: nnU-Net's network plus a level-set output that leaves eval mode exactly vanilla."""
+import os
+
 import pytest
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
@@ -74,3 +76,18 @@ def test_state_dict_loads_strictly_into_a_network_built_for_inference():
 def test_split_refuses_output_without_level_set():
     with pytest.raises(RuntimeError, match='no level-set channels'):
         split_segmentation_and_level_set(torch.zeros(1, 3, 4, 4), 3)
+
+
+@pytest.mark.skipif(os.environ.get('DTC_TEST_COMPILE') != '1',
+                    reason='torch.compile takes minutes on a 2-core CPU; set DTC_TEST_COMPILE=1 to run it')
+def test_compiled_network_trains_with_level_set_and_predicts_vanilla_output():
+    dtc, vanilla = _networks(3, False, deep_supervision=True)
+    compiled = torch.compile(dtc)
+    x = torch.randn(2, 1, 16, 16, 16)
+    compiled.train()
+    out = compiled(x)
+    assert out[0].shape[1] == NUM_SEGMENTATION_CHANNELS + 2
+    out[0].sum().backward()
+    compiled.eval(), vanilla.eval()
+    with torch.no_grad():
+        assert torch.allclose(compiled(x)[0], vanilla(x)[0], atol=1e-5)

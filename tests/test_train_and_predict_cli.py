@@ -1,8 +1,10 @@
 """nnUNetTrainerDTC through nnU-Net's own commands, in subprocesses, on a tiny synthetic dataset:
 nnUNetv2_plan_and_preprocess, nnUNetv2_dtc_preprocess_unlabeled, nnUNetv2_train, nnUNetv2_predict."""
 import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import time
 from pathlib import Path
@@ -25,7 +27,7 @@ DATASET_ID = 991
 DATASET_NAME = 'Dataset991_DTCTrain'
 CONFIGURATION = '3d_fullres'
 EPOCHS, ITERATIONS, VAL_ITERATIONS = 2, 3, 1
-NUM_LABELED, NUM_UNLABELED, NUM_TEST = 3, 3, 2
+NUM_LABELED, NUM_UNLABELED, NUM_TEST = 5, 3, 2  # 5 labelled: nnU-Net's 5-fold split
 
 
 @pytest.fixture(scope='module')
@@ -208,15 +210,16 @@ def test_resume_after_a_kill_continues_the_schedule_and_the_epoch_count(trained,
     trainer = 'nnUNetTrainerDTC_TestCheckpointEveryEpoch'
     fold = tmp_path / 'results' / DATASET_NAME / f'{trainer}__nnUNetPlans__{CONFIGURATION}' / 'fold_all'
     command = ['nnUNetv2_train', str(DATASET_ID), CONFIGURATION, 'all', '-tr', trainer, '-device', 'cpu']
+    # its own process group, so that the kill also ends nnU-Net's data augmentation workers
     process = subprocess.Popen(command, env=trained.folders.subprocess_environment(environment),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         deadline = time.time() + 300
         # the best checkpoint is written after the latest one at the end of the first epoch
         while not (fold / 'checkpoint_best.pth').is_file() and process.poll() is None and time.time() < deadline:
             time.sleep(0.2)
     finally:
-        process.kill()
+        os.killpg(process.pid, signal.SIGKILL)
         process.wait()
     assert not (fold / 'checkpoint_final.pth').exists(), 'the run finished before it could be interrupted'
     interrupted = torch.load(fold / 'checkpoint_latest.pth', map_location='cpu', weights_only=False)
@@ -299,3 +302,12 @@ def test_region_training_uses_one_sigmoid_level_set_per_region(trained, monkeypa
                        [compute_sdf(w[0].numpy().astype(np.int16), [1])[0] for w in whole], atol=1e-6)
     assert all(np.isfinite(step['loss']) for step in steps)
     assert np.isfinite(validation['loss']) and len(validation['tp_hard']) == 2
+
+
+def test_find_best_configuration_accepts_dtc_cross_validation_results(trained):
+    run_console_script(trained.folders, ['nnUNetv2_train'], DATASET_ID, CONFIGURATION, 0, '-tr', trained.trainer,
+                       '-device', 'cpu', environment=trained.environment)
+    run_console_script(trained.folders, ['nnUNetv2_find_best_configuration'], DATASET_ID, '-c', CONFIGURATION,
+                       '-tr', trained.trainer, '-f', 0, '-np', 1, environment=trained.environment)
+    inference = json.loads((trained.folders.results / DATASET_NAME / 'inference_information.json').read_text())
+    assert inference['best_model_or_ensemble']['selected_model_or_models'][0]['trainer'] == trained.trainer
