@@ -34,12 +34,14 @@ class {name}({base}):
 
 
 def schedule_trainer_name(base: str, epochs: int, iterations_per_epoch: int) -> str:
-    return f'{base}__{epochs}ep_{iterations_per_epoch}it'
+    """`<base>_<E>ep_<N>it`: no double underscore, nnU-Net splits model folder names (trainer__plans__config) at
+    '__' (nnUNetv2_find_best_configuration fails otherwise)."""
+    return f'{base}_{epochs}ep_{iterations_per_epoch}it'
 
 
 def write_schedule_trainer(folder: str, base: str, epochs: int, iterations_per_epoch: int,
                            val_iterations_per_epoch: int) -> str:
-    """Writes `<base>__<E>ep_<N>it` into `folder` (atomically) and returns its class name."""
+    """Writes `<base>_<E>ep_<N>it` into `folder` (atomically) and returns its class name."""
     if base not in BASE_TRAINERS:
         raise ValueError(f'Unknown trainer {base!r}; choose from {sorted(BASE_TRAINERS)}')
     for option, value in (('epochs', epochs), ('iterations per epoch', iterations_per_epoch),

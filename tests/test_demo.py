@@ -15,7 +15,7 @@ def test_demo_runs_the_whole_workflow_and_prints_the_test_dice(nnunet_env, tmp_p
     summary = json.loads((out / 'predictions' / 'summary.json').read_text())
     assert float(match.group(1)) == round(summary['foreground_mean']['Dice'], 4)
     assert len(summary['metric_per_case']) == 1
-    model = out / 'nnUNet_results' / 'Dataset990_DTCDemo' / 'nnUNetTrainerDTC__1ep_2it__nnUNetPlans__3d_fullres'
+    model = out / 'nnUNet_results' / 'Dataset990_DTCDemo' / 'nnUNetTrainerDTC_1ep_2it__nnUNetPlans__3d_fullres'
     assert (model / 'fold_all' / 'checkpoint_final.pth').is_file()
     assert (out / 'nnUNet_preprocessed' / 'Dataset990_DTCDemo' / 'nnUNetPlans_3d_fullres_unlabeled.json').is_file()
 
