@@ -39,24 +39,34 @@ def schedule_trainer_name(base: str, epochs: int, iterations_per_epoch: int) -> 
     return f'{base}_{epochs}ep_{iterations_per_epoch}it'
 
 
-def write_schedule_trainer(folder: str, base: str, epochs: int, iterations_per_epoch: int,
-                           val_iterations_per_epoch: int) -> str:
-    """Writes `<base>_<E>ep_<N>it` into `folder` (atomically) and returns its class name."""
+def check_schedule(base: str, epochs: int, iterations_per_epoch: int, val_iterations_per_epoch: int) -> None:
     if base not in BASE_TRAINERS:
         raise ValueError(f'Unknown trainer {base!r}; choose from {sorted(BASE_TRAINERS)}')
     for option, value in (('epochs', epochs), ('iterations per epoch', iterations_per_epoch),
                           ('validation iterations per epoch', val_iterations_per_epoch)):
         if value < 1:
             raise ValueError(f'{option} must be >= 1, got {value}')
-    module, class_name = BASE_TRAINERS[base]
-    name = schedule_trainer_name(base, epochs, iterations_per_epoch)
+
+
+def write_trainer_module(folder: str, name: str, source: str) -> str:
+    """Writes `<name>.py` into `folder` atomically and returns name."""
     os.makedirs(folder, exist_ok=True)
     path = os.path.join(folder, name + '.py')
     with open(path + '.tmp', 'w') as f:
-        f.write(_TEMPLATE.format(base=class_name, module=module, name=name, epochs=epochs,
-                                 iterations=iterations_per_epoch, val_iterations=val_iterations_per_epoch))
+        f.write(source)
     os.replace(path + '.tmp', path)
     return name
+
+
+def write_schedule_trainer(folder: str, base: str, epochs: int, iterations_per_epoch: int,
+                           val_iterations_per_epoch: int) -> str:
+    """Writes `<base>_<E>ep_<N>it` into `folder` (atomically) and returns its class name."""
+    check_schedule(base, epochs, iterations_per_epoch, val_iterations_per_epoch)
+    module, class_name = BASE_TRAINERS[base]
+    name = schedule_trainer_name(base, epochs, iterations_per_epoch)
+    return write_trainer_module(folder, name, _TEMPLATE.format(
+        base=class_name, module=module, name=name, epochs=epochs, iterations=iterations_per_epoch,
+        val_iterations=val_iterations_per_epoch))
 
 
 def ext_trainer_value(*extra_folders: str) -> str:

@@ -11,9 +11,9 @@ With final_validation=False the trainer skips nnU-Net's validation after trainin
 fold `all` that validation predicts the training cases themselves, which says nothing about a model scored on held-out
 cases and costs a prediction of every labelled case; the final checkpoint is written before it either way.
 """
-import os
 
-from nnunetv2_dtc.schedule_trainers import BASE_TRAINERS, schedule_trainer_name
+from nnunetv2_dtc.schedule_trainers import (BASE_TRAINERS, check_schedule, schedule_trainer_name,
+                                             write_trainer_module)
 
 _TEMPLATE = '''"""Written by nnunetv2_dtc.seeded_schedule_trainers: {base} for {epochs} epochs of {iterations}
 iterations, seed {seed}."""
@@ -50,21 +50,12 @@ def seeded_schedule_trainer_name(base: str, epochs: int, iterations_per_epoch: i
 def write_seeded_schedule_trainer(folder: str, base: str, epochs: int, iterations_per_epoch: int,
                                   val_iterations_per_epoch: int, seed: int, final_validation: bool = True) -> str:
     """Writes `<base>_<E>ep_<N>it_s<seed>` into `folder` (atomically) and returns its class name."""
-    if base not in BASE_TRAINERS:
-        raise ValueError(f'Unknown trainer {base!r}; choose from {sorted(BASE_TRAINERS)}')
-    for option, value in (('epochs', epochs), ('iterations per epoch', iterations_per_epoch),
-                          ('validation iterations per epoch', val_iterations_per_epoch)):
-        if value < 1:
-            raise ValueError(f'{option} must be >= 1, got {value}')
+    check_schedule(base, epochs, iterations_per_epoch, val_iterations_per_epoch)
     if seed < 0:
         raise ValueError(f'seed must be >= 0 (numpy refuses negative seeds), got {seed}')
     module, class_name = BASE_TRAINERS[base]
     name = seeded_schedule_trainer_name(base, epochs, iterations_per_epoch, seed)
-    os.makedirs(folder, exist_ok=True)
-    path = os.path.join(folder, name + '.py')
-    with open(path + '.tmp', 'w') as f:
-        f.write(_TEMPLATE.format(base=class_name, module=module, name=name, epochs=epochs,
-                                 iterations=iterations_per_epoch, val_iterations=val_iterations_per_epoch,
-                                 seed=seed, validation='' if final_validation else _NO_FINAL_VALIDATION))
-    os.replace(path + '.tmp', path)
-    return name
+    return write_trainer_module(folder, name, _TEMPLATE.format(
+        base=class_name, module=module, name=name, epochs=epochs, iterations=iterations_per_epoch,
+        val_iterations=val_iterations_per_epoch, seed=seed,
+        validation='' if final_validation else _NO_FINAL_VALIDATION))
