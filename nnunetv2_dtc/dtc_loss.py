@@ -5,7 +5,7 @@ from typing import Dict, List, Optional, Union
 import torch
 from torch import nn
 
-from nnunetv2_dtc.dtc_losses import dual_task_consistency_loss, sdf_loss
+from nnunetv2_dtc.dtc_losses import consistency_squared_error_sum, sdf_loss
 from nnunetv2_dtc.level_set_head import split_segmentation_and_level_set
 
 SegmentationTarget = Union[torch.Tensor, List[torch.Tensor]]
@@ -60,18 +60,23 @@ class DTCLoss(nn.Module):
             return self.segmentation_loss(output, target)
         outputs = output if isinstance(output, (list, tuple)) else [output]
         seg_logits, level_set = split_segmentation_and_level_set(outputs[0], self.num_segmentation_channels)
-        consistency = dual_task_consistency_loss(level_set, seg_logits, self.has_regions, self.level_set_sharpness)
         n = target.num_labeled
+        # labelled and unlabelled parts by `split` (see split_segmentation_and_level_set), the consistency summed
+        # over both parts so that each part's gradient is written once
+        batch_parts = [n, seg_logits.shape[0] - n]
+        seg_parts, level_set_parts = seg_logits.split(batch_parts), level_set.split(batch_parts)
+        consistency = sum(consistency_squared_error_sum(ls, seg, self.has_regions, self.level_set_sharpness)
+                          for ls, seg in zip(level_set_parts, seg_parts)) / level_set.numel()
         if n == 0:
             supervised = level_set_loss = torch.zeros((), device=consistency.device)
         else:
-            supervised, level_set_loss = self._labeled_terms(outputs, seg_logits, level_set, target, n)
+            supervised, level_set_loss = self._labeled_terms(outputs, seg_parts[0], level_set_parts[0], target, n)
         self.last_terms = {'supervised_loss': supervised.detach(), 'sdf_loss': level_set_loss.detach(),
                            'consistency_loss': consistency.detach()}
         return supervised + self.sdf_weight * level_set_loss + self.consistency_weight * consistency
 
-    def _labeled_terms(self, outputs, seg_logits, level_set, target: DTCTargets, n: int):
-        labeled_outputs = [seg_logits[:n]] + [o[:n] for o in outputs[1:]]
+    def _labeled_terms(self, outputs, labeled_seg_logits, labeled_level_set, target: DTCTargets, n: int):
+        labeled_outputs = [labeled_seg_logits] + [o[:n] for o in outputs[1:]]
         if isinstance(target.segmentation, list):
             if len(labeled_outputs) != len(target.segmentation):
                 raise RuntimeError(f'{len(labeled_outputs)} network outputs but {len(target.segmentation)} '
@@ -81,7 +86,7 @@ class DTCLoss(nn.Module):
         else:
             supervised = self.segmentation_loss(labeled_outputs[0], target.segmentation)
             full_resolution_target = target.segmentation
-        level_set_loss = sdf_loss(level_set[:n].float(), target.sdf, self._annotated(full_resolution_target))
+        level_set_loss = sdf_loss(labeled_level_set.float(), target.sdf, self._annotated(full_resolution_target))
         return supervised, level_set_loss
 
     def _annotated(self, full_resolution_target: torch.Tensor) -> Optional[torch.Tensor]:

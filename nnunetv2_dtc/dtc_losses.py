@@ -41,10 +41,16 @@ def sdf_loss(level_set: torch.Tensor, sdf_target: torch.Tensor, valid: Optional[
     return squared_error[valid].sum() / valid.sum().clamp_min(1)
 
 
-def dual_task_consistency_loss(level_set: torch.Tensor, seg_logits: torch.Tensor, has_regions: bool,
-                               sharpness: float) -> torch.Tensor:
-    """mean((sigmoid(-k * level_set) - p)^2) over all samples, channels and voxels, computed in float32."""
+def consistency_squared_error_sum(level_set: torch.Tensor, seg_logits: torch.Tensor, has_regions: bool,
+                                  sharpness: float) -> torch.Tensor:
+    """sum((sigmoid(-k * level_set) - p)^2) over all samples, channels and voxels, computed in float32."""
     with torch.autocast(level_set.device.type, enabled=False):
         from_level_set = level_set_to_probability(level_set.float(), sharpness)
         probabilities = foreground_probabilities(seg_logits.float(), has_regions)
-        return torch.mean((from_level_set - probabilities) ** 2)
+        return torch.sum((from_level_set - probabilities) ** 2)
+
+
+def dual_task_consistency_loss(level_set: torch.Tensor, seg_logits: torch.Tensor, has_regions: bool,
+                               sharpness: float) -> torch.Tensor:
+    """mean((sigmoid(-k * level_set) - p)^2) over all samples, channels and voxels, computed in float32."""
+    return consistency_squared_error_sum(level_set, seg_logits, has_regions, sharpness) / level_set.numel()

@@ -54,10 +54,12 @@ def get_level_set_head(network: nn.Module) -> SegmentationAndLevelSetHead:
 def split_segmentation_and_level_set(full_resolution_output: torch.Tensor, num_segmentation_channels: int) \
         -> Tuple[torch.Tensor, torch.Tensor]:
     """Splits the head's training output into segmentation logits and the tanh level set (views, no copy of
-    the logits)."""
+    the logits). `split`, not two slices: its backward writes both gradients into one tensor, where each slice's
+    backward would zero-fill a full-size gradient and add them."""
     if full_resolution_output.shape[1] <= num_segmentation_channels:
         raise RuntimeError('The network returned no level-set channels: is it in training mode with '
                            'deep supervision enabled?')
-    seg_logits = full_resolution_output[:, :num_segmentation_channels]
-    level_set = torch.tanh(full_resolution_output[:, num_segmentation_channels:])
-    return seg_logits, level_set
+    num_level_set_channels = full_resolution_output.shape[1] - num_segmentation_channels
+    seg_logits, level_set_logits = full_resolution_output.split([num_segmentation_channels, num_level_set_channels],
+                                                                1)
+    return seg_logits, torch.tanh(level_set_logits)

@@ -159,3 +159,29 @@ def test_plain_targets_give_exactly_nnunets_loss():
 def test_labelled_samples_must_come_first():
     with pytest.raises(ValueError, match='labelled samples first'):
         DTCTargets([], torch.zeros(1), torch.tensor([False, True])).num_labeled
+
+
+@pytest.mark.parametrize('num_labeled', [0, 1, 2, 3])
+def test_split_loss_and_gradients_equal_a_sliced_reference(num_labeled):
+    """DTCLoss splits the batch and channels with `split` for speed; loss and gradients must be the plain formula's."""
+    network = _network()
+    loss = DTCLoss(_segmentation_loss(False), 3, False, None, sdf_weight=0.3, level_set_sharpness=K)
+    loss.consistency_weight = 0.6
+    targets = _targets(num_labeled, 3)
+    output = [o.detach().requires_grad_() for o in network(torch.randn(3, 1, 16, 16, 16))]
+    reference_output = [o.detach().clone().requires_grad_() for o in output]
+
+    loss(output, targets).backward()
+
+    full = reference_output[0]
+    level_set = torch.tanh(full[:, 3:])
+    consistency = ((torch.sigmoid(-K * level_set) - torch.softmax(full[:, :3], 1)[:, 1:]) ** 2).mean()
+    reference = 0.6 * consistency
+    if num_labeled:
+        reference = reference + _segmentation_loss(False)([full[:num_labeled, :3], reference_output[1][:num_labeled]],
+                                                          targets.segmentation) \
+            + 0.3 * ((level_set[:num_labeled] - targets.sdf) ** 2).mean()
+    reference.backward()
+    assert loss.last_terms['consistency_loss'].item() == pytest.approx(consistency.item(), rel=1e-5)
+    for fast, slow in zip(output, reference_output):
+        torch.testing.assert_close(fast.grad, slow.grad, rtol=1e-4, atol=1e-9)
