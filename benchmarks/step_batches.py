@@ -6,8 +6,6 @@ classes and SDF targets uniform in [-1, 1]; deep-supervision targets come from n
 import torch
 from batchgeneratorsv2.transforms.utils.deep_supervision_downsampling import DownsampleSegForDSTransform
 
-from nnunetv2_dtc.dtc_loss import DTCTargets
-
 SEED = 0
 
 
@@ -34,5 +32,6 @@ def dtc_batch(trainer, num_labeled: int, num_unlabeled: int) -> dict:
     unlabeled = torch.randn((num_unlabeled, *data.shape[1:]), generator=generator)
     sdf = torch.rand((num_labeled, trainer.num_level_set_channels, *data.shape[2:]), generator=generator) * 2 - 1
     is_labeled = torch.tensor([True] * num_labeled + [False] * num_unlabeled)
-    return {'data': torch.cat((data, unlabeled)), 'target': DTCTargets(target, sdf, is_labeled),
+    target = target if isinstance(target, list) else [target]
+    return {'data': torch.cat((data, unlabeled)), 'target': [*target, sdf], 'is_labeled': is_labeled,
             'keys': [f'case{i}' for i in range(num_labeled + num_unlabeled)]}

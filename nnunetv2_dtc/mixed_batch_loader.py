@@ -11,17 +11,18 @@ from nnunetv2_dtc.dtc_loss import DTCTargets
 class LabeledUnlabeledDataLoader(SlimDataLoaderBase):
     """Wraps nnU-Net's labelled loader (its sampling, foreground oversampling and augmentation, plus the SDF
     target that `with_sdf_targets` appends to the segmentation list) and appends a batch of unlabelled patches
-    from a second nnU-Net loader (random crops, the same augmentation). The labelled samples come first;
-    `batch['is_labeled']` says which samples are labelled, `batch['sdf']` holds their SDF targets and
-    `batch['target']` their segmentation targets exactly as nnU-Net's loader returns them."""
+    from a second nnU-Net loader (random crops, the same augmentation). The labelled samples come first.
 
-    def __init__(self, labeled_loader: nnUNetDataLoader, unlabeled_loader: Optional[nnUNetDataLoader],
-                 deep_supervision: bool):
+    The batch holds plain tensors and lists only, which nnU-Net's augmenter pins for the GPU copy:
+    `batch['target']` is the labelled samples' segmentation target(s) exactly as nnU-Net's loader returns them,
+    followed by their SDF targets; `batch['is_labeled']` says which samples are labelled. `dtc_targets` turns
+    them into the loss's DTCTargets."""
+
+    def __init__(self, labeled_loader: nnUNetDataLoader, unlabeled_loader: Optional[nnUNetDataLoader]):
         num_unlabeled = 0 if unlabeled_loader is None else unlabeled_loader.batch_size
         super().__init__(None, labeled_loader.batch_size + num_unlabeled)
         self.labeled_loader = labeled_loader
         self.unlabeled_loader = unlabeled_loader
-        self.deep_supervision = deep_supervision
 
     def set_thread_id(self, thread_id):
         super().set_thread_id(thread_id)
@@ -31,7 +32,6 @@ class LabeledUnlabeledDataLoader(SlimDataLoaderBase):
 
     def generate_train_batch(self) -> dict:
         labeled = self.labeled_loader.generate_train_batch()
-        *segmentation_targets, sdf = labeled['target']
         data, keys = labeled['data'], list(labeled['keys'])
         is_labeled = torch.ones(data.shape[0], dtype=torch.bool)
         if self.unlabeled_loader is not None:
@@ -39,9 +39,14 @@ class LabeledUnlabeledDataLoader(SlimDataLoaderBase):
             data = torch.cat((data, unlabeled['data']))
             keys += list(unlabeled['keys'])
             is_labeled = torch.cat((is_labeled, torch.zeros(unlabeled['data'].shape[0], dtype=torch.bool)))
-        target = segmentation_targets if self.deep_supervision else segmentation_targets[0]
-        return {'data': data, 'target': DTCTargets(target, sdf, is_labeled), 'keys': keys}
+        return {'data': data, 'target': labeled['target'], 'is_labeled': is_labeled, 'keys': keys}
 
+
+def dtc_targets(batch: dict, deep_supervision: bool) -> DTCTargets:
+    """The DTCTargets of a LabeledUnlabeledDataLoader batch."""
+    *segmentation_targets, sdf = batch['target']
+    return DTCTargets(segmentation_targets if deep_supervision else segmentation_targets[0], sdf,
+                      batch['is_labeled'])
 
 def split_global_batch_size(global_batch_size: int, world_size: int, rank: int) -> int:
     """This rank's share of a global batch, distributed across DDP ranks the way nnU-Net distributes its labelled

@@ -45,7 +45,8 @@ class AppendSdfToSegmentationTransform(BasicTransform):
 _SEGMENTATION_ENCODERS = (ConvertSegmentationToRegionsTransform, DownsampleSegForDSTransform)
 
 
-def _first_segmentation_encoder(transforms: List[BasicTransform]) -> int:
+def first_segmentation_encoder(transforms: List[BasicTransform]) -> int:
+    """Index of the first transform that re-encodes the label map (regions, deep-supervision scales)."""
     return next((i for i, t in enumerate(transforms) if isinstance(t, _SEGMENTATION_ENCODERS)), len(transforms))
 
 
@@ -54,13 +55,7 @@ def with_sdf_targets(pipeline: ComposeTransforms, sdf_transform: SignedDistanceT
     (regions, deep-supervision scales), i.e. after every spatial augmentation, and the SDF carried to the batch as
     the last entry of the segmentation list."""
     transforms: List[BasicTransform] = list(pipeline.transforms)
-    transforms.insert(_first_segmentation_encoder(transforms), sdf_transform)
+    transforms.insert(first_segmentation_encoder(transforms), sdf_transform)
     transforms.append(AppendSdfToSegmentationTransform())
     return ComposeTransforms(transforms)
 
-
-def without_segmentation_targets(pipeline: ComposeTransforms) -> ComposeTransforms:
-    """nnU-Net's pipeline up to (not including) the segmentation encoders: the same augmentation for unlabelled
-    patches, without building targets that would be thrown away."""
-    transforms: List[BasicTransform] = list(pipeline.transforms)
-    return ComposeTransforms(transforms[:_first_segmentation_encoder(transforms)])

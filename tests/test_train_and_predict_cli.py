@@ -19,6 +19,7 @@ from conftest import NnUNetFolders, run_console_script
 from nnunetv2_dtc import compute_sdf
 from nnunetv2_dtc.dtc_losses import sigmoid_rampup_weight
 from nnunetv2_dtc.dtc_progress import DTC_LOG_KEYS, PROGRESS_PLOT_NAME
+from nnunetv2_dtc.mixed_batch_loader import dtc_targets
 from nnunetv2_dtc.schedule_trainers import environment_with_trainers, write_schedule_trainer
 from nnunetv2_dtc.synthetic_dataset import make_synthetic_dataset
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC import nnUNetTrainerDTC
@@ -179,7 +180,10 @@ def test_batches_mix_labelled_and_unlabelled_patches_with_sdf_of_the_augmented_l
     try:
         for _ in range(2):
             batch = next(train_loader)
-            targets = batch['target']
+            # plain tensors in lists, the structure nnU-Net's augmenter pins for a non-blocking GPU copy
+            assert isinstance(batch['target'], list) and isinstance(batch['is_labeled'], torch.Tensor)
+            assert all(isinstance(t, torch.Tensor) for t in batch['target'])
+            targets = dtc_targets(batch, deep_supervision=True)
             b = trainer.batch_size
             assert batch['data'].shape[0] == 2 * b
             assert targets.is_labeled.tolist() == [True] * b + [False] * b
@@ -297,8 +301,9 @@ def test_region_training_uses_one_sigmoid_level_set_per_region(trained, monkeypa
     assert trainer.label_manager.has_regions and trainer.loss.has_regions
     assert trainer.network.decoder.seg_layers[-1].conv.out_channels == 2 + 2  # 2 regions, 2 level sets
     batch = next(trainer.dataloader_train)
-    whole = batch['target'].segmentation[0][:, :1]  # regions are one-hot channels after nnU-Net's transforms
-    assert np.allclose(batch['target'].sdf[:, 0].numpy(),
+    targets = dtc_targets(batch, deep_supervision=True)
+    whole = targets.segmentation[0][:, :1]  # regions are one-hot channels after nnU-Net's transforms
+    assert np.allclose(targets.sdf[:, 0].numpy(),
                        [compute_sdf(w[0].numpy().astype(np.int16), [1])[0] for w in whole], atol=1e-6)
     assert all(np.isfinite(step['loss']) for step in steps)
     assert np.isfinite(validation['loss']) and len(validation['tp_hard']) == 2

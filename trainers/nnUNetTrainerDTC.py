@@ -20,9 +20,9 @@ from nnunetv2_dtc.dtc_progress import DTC_LOG_KEYS, plot_dtc_progress, register_
 from nnunetv2_dtc.hyperparameters import check_dtc_hyperparameters
 from nnunetv2_dtc.level_set_head import add_level_set_head, get_level_set_head
 from nnunetv2_dtc.level_set_plans import num_level_set_channels_from_plans, record_level_set_channels
-from nnunetv2_dtc.mixed_batch_loader import LabeledUnlabeledDataLoader, split_global_batch_size
-from nnunetv2_dtc.sdf_target_transform import (SignedDistanceTargetTransform, with_sdf_targets,
-                                               without_segmentation_targets)
+from nnunetv2_dtc.mixed_batch_loader import LabeledUnlabeledDataLoader, dtc_targets, split_global_batch_size
+from nnunetv2_dtc.sdf_target_transform import SignedDistanceTargetTransform, with_sdf_targets
+from nnunetv2_dtc.unlabeled_augmentation import unlabeled_training_transforms
 from nnunetv2_dtc.unlabeled_handling.paths import verify_unlabeled_folder
 
 
@@ -121,14 +121,14 @@ class nnUNetTrainerDTC(nnUNetTrainer):
             deep_supervision_scales, is_cascaded=self.is_cascaded, foreground_labels=lm.foreground_labels,
             regions=regions, ignore_label=lm.ignore_label)
 
-        unlabeled = self._unlabeled_loader(initial_patch_size, without_segmentation_targets(tr_transforms))
+        unlabeled = self._unlabeled_loader(initial_patch_size, unlabeled_training_transforms(tr_transforms))
         sdf_transform = SignedDistanceTargetTransform(regions if lm.has_regions else lm.foreground_labels)
         dataset_tr, dataset_val = self.get_tr_and_val_datasets()
         labeled = nnUNetDataLoader(dataset_tr, self.batch_size, initial_patch_size, patch_size, lm,
                                    oversample_foreground_percent=self.oversample_foreground_percent,
                                    transforms=with_sdf_targets(tr_transforms, sdf_transform),
                                    probabilistic_oversampling=self.probabilistic_oversampling)
-        dl_tr = LabeledUnlabeledDataLoader(labeled, unlabeled, self.enable_deep_supervision)
+        dl_tr = LabeledUnlabeledDataLoader(labeled, unlabeled)
         dl_val = nnUNetDataLoader(dataset_val, self.batch_size, patch_size, patch_size, lm,
                                   oversample_foreground_percent=self.oversample_foreground_percent,
                                   transforms=val_transforms,
@@ -167,7 +167,7 @@ class nnUNetTrainerDTC(nnUNetTrainer):
         iteration = self.current_epoch * self.num_iterations_per_epoch + self.iteration_in_epoch
         self.iteration_in_epoch += 1
         self.loss.consistency_weight = self.consistency_weight_at(iteration)
-        result = super().train_step(batch)
+        result = super().train_step({**batch, 'target': dtc_targets(batch, self.enable_deep_supervision)})
         terms = torch.stack([self.loss.last_terms[k] for k in LOSS_TERMS]).float().cpu().numpy()
         result.update(dict(zip(LOSS_TERMS, terms)))
         result['consistency_weight'] = np.float32(self.loss.consistency_weight)

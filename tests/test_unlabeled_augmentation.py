@@ -1,0 +1,67 @@
+"""Unlabelled patches skip the segmentation in nnU-Net's augmentation, yet get exactly the same image augmentation."""
+import numpy as np
+import pytest
+import torch
+from batchgeneratorsv2.transforms.utils.nnunet_masking import MaskImageTransform
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
+
+from nnunetv2_dtc.sdf_target_transform import first_segmentation_encoder
+from nnunetv2_dtc.unlabeled_augmentation import ImageOnlyTransform, unlabeled_training_transforms
+
+PATCH = (16, 20, 24)
+INITIAL_PATCH = (24, 28, 32)  # larger than the patch, as nnU-Net crops it for rotations and scaling
+
+
+def nnunet_training_transforms(use_mask_for_norm: bool):
+    return nnUNetTrainer.get_training_transforms(
+        PATCH, (-np.pi / 6, np.pi / 6), [[1, 1, 1], [0.5, 0.5, 0.5]], (0, 1, 2), False,
+        use_mask_for_norm=[use_mask_for_norm], foreground_labels=[1, 2])
+
+
+def unlabeled_sample(seed: int):
+    generator = torch.Generator().manual_seed(seed)
+    image = torch.randn((1, *INITIAL_PATCH), generator=generator)
+    segmentation = torch.zeros((1, *INITIAL_PATCH), dtype=torch.int16)
+    segmentation[:, :3] = -1  # nnU-Net's label for voxels outside the nonzero mask
+    return image, segmentation
+
+
+def augmented(pipeline, image, segmentation, seed: int) -> dict:
+    torch.manual_seed(seed)
+    np.random.seed(seed)
+    return pipeline(image=image.clone(), segmentation=segmentation.clone())
+
+
+@pytest.mark.parametrize('seed', range(6))
+def test_image_only_augmentation_gives_the_images_of_the_full_pipeline(seed):
+    pipeline = nnunet_training_transforms(use_mask_for_norm=False)
+    full = pipeline.transforms[:first_segmentation_encoder(pipeline.transforms)]
+    image, segmentation = unlabeled_sample(seed)
+
+    reference = augmented(type(pipeline)(full), image, segmentation, seed)
+    fast = augmented(unlabeled_training_transforms(pipeline), image, segmentation, seed)
+
+    assert fast['image'].shape == (1, *PATCH)
+    assert torch.equal(fast['image'], reference['image'])
+    assert fast['segmentation'].shape == (1, 1, 1, 1) and fast['segmentation'].dtype == torch.int16
+
+
+def test_the_segmentation_stays_when_the_image_is_masked_with_it():
+    pipeline = nnunet_training_transforms(use_mask_for_norm=True)
+    transforms = unlabeled_training_transforms(pipeline).transforms
+
+    assert not any(isinstance(t, ImageOnlyTransform) for t in transforms)
+    assert any(isinstance(t, MaskImageTransform) for t in transforms)
+    image, segmentation = unlabeled_sample(0)
+    result = augmented(unlabeled_training_transforms(pipeline), image, segmentation, 0)
+    assert result['segmentation'].shape == (1, *PATCH)
+
+
+def test_no_target_is_built_for_unlabelled_patches():
+    pipeline = nnunet_training_transforms(use_mask_for_norm=False)
+    image, segmentation = unlabeled_sample(1)
+
+    result = augmented(unlabeled_training_transforms(pipeline), image, segmentation, 1)
+
+    assert isinstance(result['segmentation'], torch.Tensor)  # not the deep-supervision list of the labelled pipeline
+    assert first_segmentation_encoder(pipeline.transforms) < len(pipeline.transforms)
