@@ -11,6 +11,7 @@ from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 from nnunetv2_dtc.dtc_loss import DTCLoss, DTCTargets
 from nnunetv2_dtc.dtc_losses import dual_task_consistency_loss, sigmoid_rampup_weight, sdf_loss
 from nnunetv2_dtc.level_set_head import split_segmentation_and_level_set
+from nnunetv2_dtc.mixed_batch_loader import dtc_targets
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC import nnUNetTrainerDTC
 from tiny_plans import tiny_plans_manager
 
@@ -185,3 +186,13 @@ def test_split_loss_and_gradients_equal_a_sliced_reference(num_labeled):
     assert loss.last_terms['consistency_loss'].item() == pytest.approx(consistency.item(), rel=1e-5)
     for fast, slow in zip(output, reference_output):
         torch.testing.assert_close(fast.grad, slow.grad, rtol=1e-4, atol=1e-9)
+
+
+def test_dtc_targets_of_a_loader_batch_with_and_without_deep_supervision():
+    full, half = torch.zeros(2, 1, 8, 8, 8), torch.zeros(2, 1, 4, 4, 4)
+    sdf, is_labeled = torch.rand(2, 1, 8, 8, 8), torch.tensor([True, True, False])
+    with_scales = dtc_targets({'target': [full, half, sdf], 'is_labeled': is_labeled}, deep_supervision=True)
+    assert isinstance(with_scales.segmentation, list) and len(with_scales.segmentation) == 2
+    assert with_scales.segmentation[1] is half and with_scales.sdf is sdf
+    plain = dtc_targets({'target': [full, sdf], 'is_labeled': is_labeled}, deep_supervision=False)
+    assert plain.segmentation is full and plain.sdf is sdf and plain.num_labeled == 2

@@ -19,8 +19,8 @@ DATASET_ID = 993
 DATASET_NAME = 'Dataset993_DTCLowRes'
 PLANNER, PLANS = 'nnUNetPlannerResEncM', 'DTCTestResEncM'
 # nnU-Net plans 3d_lowres only when the 3d_fullres patch covers little of the image: with 64^3 volumes, a 0.05 GB
-# memory target gives a 28x24x24 patch, 3 stages, and a 40^3 3d_lowres (a smaller target degenerates to 2 stages,
-# where even nnUNetTrainer's loss is NaN)
+# memory target gives a 28x24x24 patch, 3 stages, and a 40^3 3d_lowres (0.01 GB for 32^3 volumes gave 2 stages,
+# where nnU-Net's own nnUNetTrainer already logs a NaN loss)
 SHAPE, GPU_MEMORY_TARGET_GB = (64, 64, 64), 0.05
 CONFIGURATION = '3d_lowres'
 

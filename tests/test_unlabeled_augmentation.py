@@ -6,7 +6,7 @@ from batchgeneratorsv2.transforms.utils.nnunet_masking import MaskImageTransform
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunetv2_dtc.sdf_target_transform import first_segmentation_encoder
-from nnunetv2_dtc.unlabeled_augmentation import ImageOnlyTransform, unlabeled_training_transforms
+from nnunetv2_dtc.unlabeled_augmentation import WithoutSegmentationTransform, unlabeled_training_transforms
 
 PATCH = (16, 20, 24)
 INITIAL_PATCH = (24, 28, 32)  # larger than the patch, as nnU-Net crops it for rotations and scaling
@@ -50,7 +50,7 @@ def test_the_segmentation_stays_when_the_image_is_masked_with_it():
     pipeline = nnunet_training_transforms(use_mask_for_norm=True)
     transforms = unlabeled_training_transforms(pipeline).transforms
 
-    assert not any(isinstance(t, ImageOnlyTransform) for t in transforms)
+    assert not any(isinstance(t, WithoutSegmentationTransform) for t in transforms)
     assert any(isinstance(t, MaskImageTransform) for t in transforms)
     image, segmentation = unlabeled_sample(0)
     result = augmented(unlabeled_training_transforms(pipeline), image, segmentation, 0)
