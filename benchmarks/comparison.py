@@ -30,15 +30,18 @@ def device_clock(device: torch.device) -> Clock:
 
 def best_times(functions: Sequence[Callable[[], object]], repeats: int = DEFAULT_REPEATS,
                warmup: int = DEFAULT_WARMUP, clock: Clock = WALL_CLOCK) -> List[List[float]]:
-    """Every timing of each function, after `warmup` untimed calls each. The calls interleave (a, b, a, b, ...), so
-    load from other jobs on the machine affects all functions alike; the best (least disturbed) is what to compare."""
+    """Every timing of each function, after `warmup` untimed calls each. The calls interleave, so load from other
+    jobs on the machine affects all functions alike, and the order flips every round (a, b, b, a, a, b, ...): the
+    call that follows another one finds the allocator and caches in the other's state, which alone moved
+    nnU-Net's predictor by 3 % on CPU. The best (least disturbed) timing is what to compare."""
     for _ in range(warmup):
         for function in functions:
             function()
             clock.synchronize()
     times: List[List[float]] = [[] for _ in functions]
-    for _ in range(repeats):
-        for function, function_times in zip(functions, times):
+    for round_index in range(repeats):
+        order = list(zip(functions, times))
+        for function, function_times in (order if round_index % 2 == 0 else order[::-1]):
             clock.synchronize()
             start = clock.now()
             function()
