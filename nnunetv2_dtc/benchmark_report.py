@@ -39,8 +39,9 @@ def _table(columns: List[str], rows: List[List[str]]) -> List[str]:
 
 
 def _counted_cases(row: dict) -> Optional[int]:
-    """Per-seed rows summarise test cases (say when some had no value); seed summaries summarise seeds."""
-    return row['n_cases'] if 'seeds' not in row else None
+    """What a row's '(n=K)' counts: test cases in a per-seed row, seeds in a seed summary (a seed whose test mean is
+    undefined, e.g. HD95 with an empty class in every case, is left out of the summary and must show)."""
+    return row['n_cases'] if 'seeds' not in row else len(row['seeds'])
 
 
 def main_table(rows: List[dict]) -> List[str]:
@@ -103,8 +104,9 @@ def benchmark_markdown(report: dict) -> str:
               f'equal Dice than nnU-Net. Time/epoch: mean ± std of the epoch wall times nnU-Net logged. Parameters: '
               f'of the network nnU-Net\'s predictor builds.']
     if len(s['seeds']) > 1:
-        lines += ['', f'Rows "{SEED_SUMMARY}": mean ± std across seeds of the per-seed test means; their '
-                      f'p and W/L/T compare the per-case values averaged over seeds.']
+        lines += ['', f'Rows "{SEED_SUMMARY}": mean ± std across seeds of the per-seed test means ("(n=K)" there: '
+                      f'only K seeds had a defined mean); their p and W/L/T compare the per-case values averaged '
+                      f'over seeds.']
     for postprocessing in (NO_POSTPROCESSING, LARGEST_COMPONENT):
         rows = report['results'][postprocessing]['rows']
         lines += ['', f'## {TABLE_TITLES[postprocessing]}', '', *main_table(rows)]

@@ -18,7 +18,7 @@ from nnunetv2_dtc.benchmark_commands import BenchmarkSteps
 from nnunetv2_dtc.benchmark_comparison import SEED_SUMMARY, summarize_postprocessing
 from nnunetv2_dtc.benchmark_data import BenchmarkDataset
 from nnunetv2_dtc.benchmark_plans import add_cpu_configuration, reduced_features
-from nnunetv2_dtc.benchmark_report import main_table, mean_std, p_value
+from nnunetv2_dtc.benchmark_report import MAIN_COLUMNS, METRIC_HEADERS, main_table, mean_std, p_value
 from nnunetv2_dtc.benchmark_settings import BenchmarkSettings
 from nnunetv2_dtc.benchmark_training import RUN_RECORD_FILE, BenchmarkRun, BenchmarkRunConflict, train
 from nnunetv2_dtc.seeded_schedule_trainers import write_seeded_schedule_trainer
@@ -291,3 +291,20 @@ def test_several_seeds_give_per_seed_rows_and_a_summary_compared_on_seed_average
     assert cells[5][1] == SEED_SUMMARY
     assert cells[5][2] == f'{np.mean(seed_means):.4f} ± {np.std(seed_means):.4f}'
     assert cells[5][7] == '2/0/1'
+
+
+def test_a_seed_summary_says_when_a_seed_had_no_defined_mean():
+    # seed 0's HD95 is undefined in every case (e.g. a class never predicted): its summary rests on seed 1 alone
+    dice = {('nnUNetTrainer', 0): [0.5, 0.75], ('nnUNetTrainer', 1): [0.75, 0.25]}
+    runs = [BenchmarkRun(method, seed, f'{method}_1ep_2it_s{seed}', '') for method, seed in dice]
+    results = {run.trainer: _metrics_result(dice[run.method, run.seed]) for run in runs}
+    for case in results['nnUNetTrainer_1ep_2it_s0']['metric_per_case']:
+        case['metrics']['1']['HD95_mm'] = None
+    infos = {run.trainer: {'epoch_seconds': {'mean': 2.0, 'std': 0.0, 'per_epoch': [2.0]}, 'parameters': 100}
+             for run in runs}
+
+    cells = [line.split(' | ') for line in main_table(summarize_postprocessing(runs, results, infos)['rows'])[2:]]
+    hd95 = MAIN_COLUMNS.index(METRIC_HEADERS['HD95_mm'])
+    assert cells[0][hd95] == '–'
+    assert cells[2][1] == SEED_SUMMARY and cells[2][hd95].endswith('(n=1)')
+    assert not cells[2][MAIN_COLUMNS.index(METRIC_HEADERS['Dice'])].endswith(')')
