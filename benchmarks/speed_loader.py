@@ -19,7 +19,7 @@ from typing import Tuple
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from comparison import AT_LEAST, comparison
+from comparison import AT_LEAST, comparison, in_round_order
 from nnunet_trainers import initialized_trainer
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC import nnUNetTrainerDTC
 from speed_step import with_batch_size
@@ -101,15 +101,14 @@ def run_loader_benchmark(plans: dict, dataset_json: dict, device: torch.device, 
     vanilla = initialized_trainer(nnUNetTrainer, with_batch_size(plans, 2 * b), CONFIGURATION, dataset_json, device)
     dtc = initialized_trainer(nnUNetTrainerDTC, plans, CONFIGURATION, dataset_json, device)
     vanilla_rounds, dtc_rounds = [], []
-    for round_index in range(rounds):  # the order flips every round, as in comparison.best_times
-        sides = [(vanilla, vanilla_rounds), (dtc, dtc_rounds)]
-        for trainer, trainer_rounds in (sides if round_index % 2 == 0 else sides[::-1]):
+    for round_index in range(rounds):
+        for trainer, trainer_rounds in in_round_order([(vanilla, vanilla_rounds), (dtc, dtc_rounds)], round_index):
             trainer_rounds.append(loader_rate(trainer, workers, batches))
     vanilla_cpu, dtc_cpu = min(c for _, c in vanilla_rounds), min(c for _, c in dtc_rounds)
     return comparison('loader', f'{setting}, {workers} workers', f'vanilla ({2 * b} labelled)',
                       max(r for r, _ in vanilla_rounds), f'DTC ({b}+{b}, SDF)', max(r for r, _ in dtc_rounds),
                       'batches/s', AT_LEAST, TARGET_LOADER_RATIO,
-                      method=f'wall time, best of {rounds} rounds of {batches} batches, order flipped per round; CPU per batch '
-                             f'vanilla {vanilla_cpu:.3f} s, DTC {dtc_cpu:.3f} s, ratio {dtc_cpu / vanilla_cpu:.2f}',
+                      method=f'wall time, best of {rounds} rounds of {batches} batches, order flipped per round; '
+                             f'CPU per batch vanilla {vanilla_cpu:.3f} s, DTC {dtc_cpu:.3f} s, ratio {dtc_cpu / vanilla_cpu:.2f}',
                       vanilla_rounds=vanilla_rounds, dtc_rounds=dtc_rounds, vanilla_cpu_per_batch=vanilla_cpu,
                       dtc_cpu_per_batch=dtc_cpu)

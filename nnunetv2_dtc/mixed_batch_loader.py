@@ -48,6 +48,7 @@ def dtc_targets(batch: dict, deep_supervision: bool) -> DTCTargets:
     return DTCTargets(segmentation_targets if deep_supervision else segmentation_targets[0], sdf,
                       batch['is_labeled'])
 
+
 def split_global_batch_size(global_batch_size: int, world_size: int, rank: int) -> int:
     """This rank's share of a global batch, distributed across DDP ranks the way nnU-Net distributes its labelled
     batch (nnUNetTrainer._set_batch_size_and_oversample): the first ranks get one more when it does not divide."""
