@@ -6,19 +6,20 @@ from batchgenerators.dataloading.data_loader import SlimDataLoaderBase
 from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
 
 from nnunetv2_dtc.dtc_loss import DTCTargets
+from nnunetv2_dtc.unlabeled_loader import UnlabeledPatchLoader
 
 
 class LabeledUnlabeledDataLoader(SlimDataLoaderBase):
     """Wraps nnU-Net's labelled loader (its sampling, foreground oversampling and augmentation, plus the SDF
     target that `with_sdf_targets` appends to the segmentation list) and appends a batch of unlabelled patches
-    from a second nnU-Net loader (random crops, the same augmentation). The labelled samples come first.
+    (UnlabeledPatchLoader: random crops, the same augmentation). The labelled samples come first.
 
     The batch holds plain tensors and lists only, which nnU-Net's augmenter pins for the GPU copy:
     `batch['target']` is the labelled samples' segmentation target(s) exactly as nnU-Net's loader returns them,
     followed by their SDF targets; `batch['is_labeled']` says which samples are labelled. `dtc_targets` turns
     them into the loss's DTCTargets."""
 
-    def __init__(self, labeled_loader: nnUNetDataLoader, unlabeled_loader: Optional[nnUNetDataLoader]):
+    def __init__(self, labeled_loader: nnUNetDataLoader, unlabeled_loader: Optional[UnlabeledPatchLoader]):
         num_unlabeled = 0 if unlabeled_loader is None else unlabeled_loader.batch_size
         super().__init__(None, labeled_loader.batch_size + num_unlabeled)
         self.labeled_loader = labeled_loader

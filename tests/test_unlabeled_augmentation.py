@@ -6,7 +6,7 @@ from batchgeneratorsv2.transforms.utils.nnunet_masking import MaskImageTransform
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
 from nnunetv2_dtc.sdf_target_transform import first_segmentation_encoder
-from nnunetv2_dtc.unlabeled_augmentation import WithoutSegmentationTransform, unlabeled_training_transforms
+from nnunetv2_dtc.unlabeled_augmentation import reads_segmentation, unlabeled_training_transforms
 
 PATCH = (16, 20, 24)
 INITIAL_PATCH = (24, 28, 32)  # larger than the patch, as nnU-Net crops it for rotations and scaling
@@ -26,10 +26,10 @@ def unlabeled_sample(seed: int):
     return image, segmentation
 
 
-def augmented(pipeline, image, segmentation, seed: int) -> dict:
+def augmented(pipeline, seed: int, **sample) -> dict:
     torch.manual_seed(seed)
     np.random.seed(seed)
-    return pipeline(image=image.clone(), segmentation=segmentation.clone())
+    return pipeline(**{name: tensor.clone() for name, tensor in sample.items()})
 
 
 @pytest.mark.parametrize('seed', range(6))
@@ -38,30 +38,27 @@ def test_image_only_augmentation_gives_the_images_of_the_full_pipeline(seed):
     full = pipeline.transforms[:first_segmentation_encoder(pipeline.transforms)]
     image, segmentation = unlabeled_sample(seed)
 
-    reference = augmented(type(pipeline)(full), image, segmentation, seed)
-    fast = augmented(unlabeled_training_transforms(pipeline), image, segmentation, seed)
+    reference = augmented(type(pipeline)(full), seed, image=image, segmentation=segmentation)
+    image_only = augmented(unlabeled_training_transforms(pipeline), seed, image=image)
 
-    assert fast['image'].shape == (1, *PATCH)
-    assert torch.equal(fast['image'], reference['image'])
-    assert fast['segmentation'].shape == (1, 1, 1, 1) and fast['segmentation'].dtype == torch.int16
+    assert image_only['image'].shape == (1, *PATCH)
+    assert torch.equal(image_only['image'], reference['image'])
+    assert 'segmentation' not in image_only
 
 
-def test_the_segmentation_stays_when_the_image_is_masked_with_it():
-    pipeline = nnunet_training_transforms(use_mask_for_norm=True)
-    transforms = unlabeled_training_transforms(pipeline).transforms
+def test_the_segmentation_is_read_only_when_the_image_is_masked_with_it():
+    masked = unlabeled_training_transforms(nnunet_training_transforms(use_mask_for_norm=True))
+    unmasked = unlabeled_training_transforms(nnunet_training_transforms(use_mask_for_norm=False))
 
-    assert not any(isinstance(t, WithoutSegmentationTransform) for t in transforms)
-    assert any(isinstance(t, MaskImageTransform) for t in transforms)
-    image, segmentation = unlabeled_sample(0)
-    result = augmented(unlabeled_training_transforms(pipeline), image, segmentation, 0)
-    assert result['segmentation'].shape == (1, *PATCH)
+    assert any(isinstance(t, MaskImageTransform) for t in masked.transforms)
+    assert reads_segmentation(masked) and not reads_segmentation(unmasked)
 
 
 def test_no_target_is_built_for_unlabelled_patches():
     pipeline = nnunet_training_transforms(use_mask_for_norm=False)
     image, segmentation = unlabeled_sample(1)
 
-    result = augmented(unlabeled_training_transforms(pipeline), image, segmentation, 1)
+    result = augmented(unlabeled_training_transforms(pipeline), 1, image=image, segmentation=segmentation)
 
     assert isinstance(result['segmentation'], torch.Tensor)  # not the deep-supervision list of the labelled pipeline
     assert first_segmentation_encoder(pipeline.transforms) < len(pipeline.transforms)

@@ -23,6 +23,7 @@ from nnunetv2_dtc.level_set_plans import num_level_set_channels_from_plans, reco
 from nnunetv2_dtc.mixed_batch_loader import LabeledUnlabeledDataLoader, dtc_targets, split_global_batch_size
 from nnunetv2_dtc.sdf_target_transform import SignedDistanceTargetTransform, with_sdf_targets
 from nnunetv2_dtc.unlabeled_augmentation import unlabeled_training_transforms
+from nnunetv2_dtc.unlabeled_loader import UnlabeledPatchLoader
 from nnunetv2_dtc.unlabeled_handling.paths import verify_unlabeled_folder
 
 
@@ -89,7 +90,7 @@ class nnUNetTrainerDTC(nnUNetTrainer):
             return split_global_batch_size(self.unlabeled_batch_size, dist.get_world_size(), dist.get_rank())
         return self.unlabeled_batch_size
 
-    def _unlabeled_loader(self, initial_patch_size, transforms) -> Optional[nnUNetDataLoader]:
+    def _unlabeled_loader(self, initial_patch_size, transforms) -> Optional[UnlabeledPatchLoader]:
         if not self.use_unlabeled_data:
             return None
         folder, identifiers = verify_unlabeled_folder(self.plans_manager.dataset_name, self.plans_manager,
@@ -98,11 +99,8 @@ class nnUNetTrainerDTC(nnUNetTrainer):
         if batch_size == 0:
             return None
         dataset = infer_dataset_class(folder)(folder, identifiers)
-        loader = nnUNetDataLoader(dataset, batch_size, initial_patch_size, self.configuration_manager.patch_size,
-                                  self.label_manager, oversample_foreground_percent=0.0, transforms=transforms)
-        # unlabelled cases have no annotated voxels to sample from: always crop at random
-        loader.has_ignore = False
-        return loader
+        return UnlabeledPatchLoader(dataset, batch_size, initial_patch_size, self.configuration_manager.patch_size,
+                                    self.label_manager, transforms)
 
     def get_dataloaders(self):
         """nnUNetTrainer.get_dataloaders builds nnU-Net's loader and starts its augmenter in one go, so the
