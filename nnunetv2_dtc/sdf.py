@@ -52,8 +52,8 @@ def _fill_channel(out: np.ndarray, inside: np.ndarray, parallel: int) -> None:
     """Write the normalised SDF of the boolean mask ``inside`` into ``out``.
 
     One two-label edt call gives both sides at once: every voxel gets its distance to the nearest
-    voxel of the other label, i.e. posdis inside and negdis outside. It is exact and about twice as
-    fast as two binary calls.
+    voxel of the other label, i.e. posdis inside and negdis outside. It is exact and measured 20 %
+    faster than two binary calls (112x112x80, one blob: 40 ms against 18 + 31 ms).
     """
     if not inside.any():
         out.fill(0.0)
@@ -62,13 +62,13 @@ def _fill_channel(out: np.ndarray, inside: np.ndarray, parallel: int) -> None:
         out.fill(-1.0)
         return
     two_labels = np.add(inside, _OUTSIDE_LABEL, dtype=np.uint8)
-    dist = edt.edt(two_labels, black_border=False, parallel=parallel)
-    outside = ~inside
-    # Both sides are non-empty here, so both maxima are at least 1 (a face neighbour away).
-    inside_max = dist.max(where=inside, initial=0.0)
-    outside_max = dist.max(where=outside, initial=0.0)
-    np.divide(dist, outside_max, out=out, where=outside)
-    np.divide(dist, -inside_max, out=out, where=inside)
+    signed = edt.edt(two_labels, black_border=False, parallel=parallel)
+    np.negative(signed, out=signed, where=inside)
+    # Both sides are non-empty here, so both maxima are at least 1 (a face neighbour away): values
+    # are >= 1 outside and <= -1 inside, and plain min / max give each side's maximum distance.
+    inside_max, outside_max = -signed.min(), signed.max()
+    np.divide(signed, outside_max, out=out)
+    np.divide(signed, inside_max, out=out, where=inside)
     # The only lattice points at distance exactly 1 are face neighbours, so inside voxels at
     # distance 1 are skimage's inner boundary (connectivity 1).
-    out[inside & (dist == 1.0)] = 0.0
+    out[signed == -1.0] = 0.0
