@@ -5,8 +5,8 @@ from typing import Callable, List, NamedTuple, Optional, Sequence
 import torch
 
 # timed runs per side: on 2 shared cores the CPU time of one identical step varied by up to 30 %; the best of 15
-# settled within 1 %, the best of 5 did not
-DEFAULT_REPEATS = 9
+# settled within 1 %, the best of 5 did not, and the best of 9 gave step ratios from 0.96 to 1.055 on the same code
+DEFAULT_REPEATS = 15
 DEFAULT_WARMUP = 2
 AT_MOST, AT_LEAST = '<=', '>='
 

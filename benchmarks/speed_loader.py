@@ -28,8 +28,9 @@ from speed_step import with_batch_size
 from synthetic_plans import CONFIGURATION
 
 TARGET_LOADER_RATIO = 0.9  # issue 4: DTC's loader delivers at least 90 % of vanilla's batches per second
-DEFAULT_BATCHES = 50
-DEFAULT_ROUNDS = 4
+# many short rounds, alternating, rather than a few long ones: this machine's speed drifts over tens of seconds
+DEFAULT_BATCHES = 25
+DEFAULT_ROUNDS = 8
 WORKERS_VARIABLE = 'nnUNet_n_proc_DA'
 
 

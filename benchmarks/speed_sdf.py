@@ -1,25 +1,29 @@
 """Speed of ``compute_sdf`` against DTC's reference formulation on realistic label patches.
 
 Usage: ``python benchmarks/speed_sdf.py [--repeats N] [--parallel T]``. Each method runs once to
-warm up, then ``repeats`` times, interleaved; the best time is reported (the least disturbed by
-other load).
+warm up, then ``repeats`` times, interleaved in an order that flips every round
+(``comparison.best_times``); the best CPU time is reported (the least disturbed by other load).
 """
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
+import torch
 from scipy.ndimage import gaussian_filter
 
 # Run from a checkout without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nnunetv2_dtc.sdf import compute_sdf  # noqa: E402
+from comparison import best_times, device_clock  # noqa: E402
 from sdf_reference import reference_sdf  # noqa: E402
 
-DEFAULT_REPEATS = 5
+DEFAULT_REPEATS = 9
+# CPU time, not wall time: on a busy machine edt's worker thread waits for a core, which wall time would charge to
+# the algorithm
+CPU_CLOCK = device_clock(torch.device('cpu'))
 # One thread, as in a data-loader worker (nnunetv2_dtc.sdf.DEFAULT_PARALLEL).
 DEFAULT_PARALLEL = 1
 TARGET_SPEEDUP = 5.0
@@ -57,21 +61,6 @@ def three_class_patch(rng):
     return segmentation, [1, 2, 3]
 
 
-def best_times(functions, repeats):
-    """Best process CPU time (all threads) of each function after one warm-up; runs interleave so both see the same
-    load. CPU time, not wall time: on a busy machine edt's worker thread waits for a core, which wall time would
-    charge to the algorithm."""
-    for function in functions:
-        function()
-    times = [[] for _ in functions]
-    for _ in range(repeats):
-        for function, function_times in zip(functions, times):
-            start = time.process_time()
-            function()
-            function_times.append(time.process_time() - start)
-    return [min(function_times) for function_times in times]
-
-
 def run_sdf_benchmark(repeats=DEFAULT_REPEATS, parallel=DEFAULT_PARALLEL):
     """Time both methods per case; one dict per case, with ``line`` the printable summary."""
     rng = np.random.default_rng(SEED)
@@ -79,9 +68,10 @@ def run_sdf_benchmark(repeats=DEFAULT_REPEATS, parallel=DEFAULT_PARALLEL):
     for segmentation, labels in (left_atrium_patch(rng), three_class_patch(rng)):
         max_abs_diff = float(np.abs(compute_sdf(segmentation, labels, parallel=parallel)
                                     - reference_sdf(segmentation, labels)).max())
-        reference_s, ours_s = best_times([lambda: reference_sdf(segmentation, labels),
-                                          lambda: compute_sdf(segmentation, labels, parallel=parallel)],
-                                         repeats)
+        reference_times, ours_times = best_times([lambda: reference_sdf(segmentation, labels),
+                                                  lambda: compute_sdf(segmentation, labels, parallel=parallel)],
+                                                 repeats, warmup=1, clock=CPU_CLOCK)
+        reference_s, ours_s = min(reference_times), min(ours_times)
         speedup = reference_s / ours_s
         passed = speedup >= TARGET_SPEEDUP and max_abs_diff <= TOLERANCE
         plural = "es" if len(labels) > 1 else ""
