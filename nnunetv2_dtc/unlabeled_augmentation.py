@@ -16,7 +16,8 @@ _IMAGE_FROM_SEGMENTATION = (MaskImageTransform, MoveSegAsOneHotToDataTransform)
 def unlabeled_training_transforms(pipeline: ComposeTransforms) -> ComposeTransforms:
     """nnU-Net's training pipeline up to (not including) the segmentation encoders (regions, deep-supervision
     scales), so unlabelled patches get the same augmentation and no targets. Every transform also runs on an image
-    alone (batchgeneratorsv2 skips the keys a sample lacks)."""
+    alone (batchgeneratorsv2 skips the keys a sample lacks), except those that change the image according to the
+    segmentation (see reads_segmentation)."""
     transforms: List[BasicTransform] = list(pipeline.transforms)[:first_segmentation_encoder(pipeline.transforms)]
     return ComposeTransforms(transforms)
 

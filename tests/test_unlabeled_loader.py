@@ -18,8 +18,10 @@ OUTSIDE_MASK_SLICES = 5  # the first slices of every case lie outside nnU-Net's 
 NUM_CASES = 3
 BATCH_SIZE = 2
 LABELS = LabelManager({'background': 0, 'a': 1, 'b': 2}, regions_class_order=None)
-# (patch, initial patch: larger for rotations, and larger than the case along one axis, so crops are padded)
-SETTINGS = {'3d': ((16, 20, 24), (24, 28, 32)), '2d': ((20, 24), (28, 34))}
+LABELS_WITH_IGNORE = LabelManager({'background': 0, 'a': 1, 'ignore': 2}, regions_class_order=None)
+# (patch, initial patch: larger for rotations); '3d' and '2d' initial patches are larger than the case along every
+# axis, so every crop is padded; '3d_inside' crops fit inside the case
+SETTINGS = {'3d': ((16, 20, 24), (24, 28, 32)), '2d': ((20, 24), (28, 34)), '3d_inside': ((10, 14, 18), (14, 18, 22))}
 
 
 @pytest.fixture(scope='module')
@@ -68,3 +70,14 @@ def test_patches_equal_those_of_nnunets_loader(dataset, setting, use_mask_for_no
         assert torch.equal(batch['data'], reference['data'])
         assert set(batch) == {'data', 'keys'}
 
+
+
+def test_unlabelled_cases_are_cropped_at_random_when_the_dataset_has_an_ignore_label(dataset):
+    """nnU-Net samples around annotated voxels when there is an ignore label; unlabelled cases have none."""
+    patch, initial_patch = SETTINGS['3d']
+    loader = UnlabeledPatchLoader(dataset, BATCH_SIZE, initial_patch, patch, LABELS_WITH_IGNORE,
+                                  unlabeled_transforms(patch, use_mask_for_norm=False))
+
+    batch = batch_with_seed(loader, 0)
+
+    assert batch['data'].shape == (BATCH_SIZE, 1, *patch)
