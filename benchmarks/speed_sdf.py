@@ -17,10 +17,9 @@ from scipy.ndimage import gaussian_filter
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from nnunetv2_dtc.sdf import compute_sdf  # noqa: E402
-from comparison import best_times, device_clock  # noqa: E402
+from comparison import DEFAULT_REPEATS, best_times, device_clock  # noqa: E402
 from sdf_reference import reference_sdf  # noqa: E402
 
-DEFAULT_REPEATS = 9
 # CPU time, not wall time: on a busy machine edt's worker thread waits for a core, which wall time would charge to
 # the algorithm
 CPU_CLOCK = device_clock(torch.device('cpu'))
