@@ -16,10 +16,10 @@ from typing import Sequence, Tuple
 from batchgenerators.utilities.file_and_folder_operations import join, load_json, maybe_mkdir_p, save_json
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
-
-from nnunetv2_dtc.synthetic_dataset import make_synthetic_dataset
-from nnunetv2_dtc.unlabeled_handling.preprocess_unlabeled import preprocess_unlabeled
 from synthetic_plans import CONFIGURATION, PLANS_NAME, preprocessing_plans
+
+from nnunetv2_dtc.dataset_conversion.synthetic_dataset import make_synthetic_dataset
+from nnunetv2_dtc.unlabeled_handling.preprocess_unlabeled import preprocess_unlabeled
 
 DATASET_ID = 996
 DATASET_NAME = 'DTCLoaderSpeed'

@@ -10,7 +10,8 @@ from typing import Iterator
 import torch
 from batchgenerators.utilities.file_and_folder_operations import join, maybe_mkdir_p
 
-NNUNET_VARIABLES = ('nnUNet_raw', 'nnUNet_preprocessed', 'nnUNet_results')
+from nnunetv2_dtc.utilities.nnunet_paths import nnunet_folders_under
+
 FOLD = 'all'  # every case trains; the benchmarks never validate
 # nnUNetTrainer.initialize infers the dataset class from the file endings in the preprocessed folder, even when no
 # batch is ever loaded from it (step, memory): an empty file of nnU-Net's default format stands in for the data
@@ -21,11 +22,10 @@ PLACEHOLDER_CASE = 'placeholder.b2nd'
 def temporary_nnunet_folders() -> Iterator[Path]:
     """nnUNet_raw / nnUNet_preprocessed / nnUNet_results in a temporary folder, set in os.environ (nnunetv2.paths
     reads them at each use; worker processes inherit them) and restored afterwards."""
-    saved = {name: os.environ.get(name) for name in NNUNET_VARIABLES}
     with tempfile.TemporaryDirectory(prefix='dtc_speed_') as root:
-        for name in NNUNET_VARIABLES:
-            maybe_mkdir_p(join(root, name))
-            os.environ[name] = join(root, name)
+        folders = nnunet_folders_under(root)
+        saved = {name: os.environ.get(name) for name in folders}
+        os.environ.update(folders)
         try:
             yield Path(root)
         finally:

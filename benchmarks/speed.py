@@ -18,17 +18,16 @@ import time
 from pathlib import Path
 
 import torch
-from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
-
-from comparison import DEFAULT_REPEATS, DEFAULT_WARMUP
 from loader_dataset import preprocessed_loader_dataset
 from nnunet_trainers import temporary_nnunet_folders
+from nnunetv2.utilities.default_n_proc_DA import get_allowed_n_proc_DA
 from speed_inference import default_image_shape, run_inference_benchmark
 from speed_loader import DEFAULT_BATCHES, DEFAULT_ROUNDS, run_loader_benchmark
 from speed_memory import run_memory_benchmark
 from speed_sdf import run_sdf_benchmark
 from speed_step import run_step_benchmark, step_setup
 from synthetic_plans import CONFIGURATION, dataset_json, nnunet_features, plans_from_file, synthetic_plans
+from timing import DEFAULT_REPEATS, DEFAULT_WARMUP
 
 BENCHMARKS = ('sdf', 'loader', 'step', 'memory', 'inference')
 DEFAULT_BATCH = 2  # DTC's 2 labelled + 2 unlabelled; nnU-Net's usual 3d_fullres batch size

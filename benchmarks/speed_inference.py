@@ -1,5 +1,5 @@
 """Inference: nnU-Net's predictor with the DTC network against the same weights exported without the level-set
-channels (vanilla network, nnunetv2_dtc.vanilla_export.vanilla_state_dict), as nnUNetv2_predict runs them.
+channels (vanilla network, nnunetv2_dtc.level_set_head.vanilla_state_dict), as nnUNetv2_predict runs them.
 
 Both networks are built the way the predictor builds them (the trainer's build_network_architecture without deep
 supervision) and the predictor loads each state dict strictly (predict_logits_from_preprocessed_data), then
@@ -14,11 +14,10 @@ import torch
 from nnunetv2.inference.predict_from_raw_data import nnUNetPredictor
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.label_handling.label_handling import determine_num_input_channels
+from timing import AT_MOST, DEFAULT_REPEATS, DEFAULT_WARMUP, best_times, comparison, device_clock, timing_method
 
-from comparison import (AT_MOST, DEFAULT_REPEATS, DEFAULT_WARMUP, best_times, comparison, device_clock,
-                        timing_method)
+from nnunetv2_dtc.level_set_head import vanilla_state_dict
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC import nnUNetTrainerDTC
-from nnunetv2_dtc.vanilla_export import vanilla_state_dict
 
 TARGET_INFERENCE_RATIO = 1.01  # issue 4: the level-set head must not slow down inference
 # nnUNetv2_predict defaults

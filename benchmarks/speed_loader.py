@@ -19,13 +19,13 @@ import time
 from typing import Tuple
 
 import torch
-from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
-
-from comparison import AT_LEAST, comparison, in_round_order
 from nnunet_trainers import initialized_trainer
-from nnunetv2_dtc.trainers.nnUNetTrainerDTC import nnUNetTrainerDTC
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from speed_step import with_batch_size
 from synthetic_plans import CONFIGURATION
+from timing import AT_LEAST, comparison, in_round_order
+
+from nnunetv2_dtc.trainers.nnUNetTrainerDTC import nnUNetTrainerDTC
 
 TARGET_LOADER_RATIO = 0.9  # issue 4: DTC's loader delivers at least 90 % of vanilla's batches per second
 # many short rounds, alternating, rather than a few long ones: this machine's speed drifts over tens of seconds

@@ -12,10 +12,9 @@ import os
 import sys
 
 import torch
-from torch.profiler import ProfilerActivity, profile
-
-from comparison import AT_MOST, comparison
 from speed_step import StepSetup
+from timing import AT_MOST, comparison
+from torch.profiler import ProfilerActivity, profile
 
 TARGET_MEMORY_RATIO = 1.05  # issue 4
 MEMORY_EVENT = '[memory]'

@@ -2,7 +2,7 @@
 
 Usage: ``python benchmarks/speed_sdf.py [--repeats N] [--parallel T]``. Each method runs once to
 warm up, then ``repeats`` times, interleaved in an order that flips every round
-(``comparison.best_times``); the best CPU time is reported (the least disturbed by other load).
+(``timing.best_times``); the best CPU time is reported (the least disturbed by other load).
 """
 
 import argparse
@@ -16,9 +16,10 @@ from scipy.ndimage import gaussian_filter
 # Run from a checkout without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from nnunetv2_dtc.sdf import compute_sdf  # noqa: E402
-from comparison import DEFAULT_REPEATS, best_times, device_clock  # noqa: E402
 from sdf_reference import reference_sdf  # noqa: E402
+from timing import DEFAULT_REPEATS, best_times, device_clock  # noqa: E402
+
+from nnunetv2_dtc.sdf import compute_sdf  # noqa: E402
 
 # CPU time, not wall time: on a busy machine edt's worker thread waits for a core, which wall time would charge to
 # the algorithm

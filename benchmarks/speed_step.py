@@ -8,14 +8,13 @@ clipping, optimizer step and the loss read-back.
 from typing import NamedTuple
 
 import torch
-from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
-
-from comparison import (AT_MOST, DEFAULT_REPEATS, DEFAULT_WARMUP, best_times, comparison, device_clock,
-                        timing_method)
 from nnunet_trainers import initialized_trainer
-from nnunetv2_dtc.trainers.nnUNetTrainerDTC import nnUNetTrainerDTC
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from step_batches import dtc_batch, vanilla_batch
 from synthetic_plans import CONFIGURATION
+from timing import AT_MOST, DEFAULT_REPEATS, DEFAULT_WARMUP, best_times, comparison, device_clock, timing_method
+
+from nnunetv2_dtc.trainers.nnUNetTrainerDTC import nnUNetTrainerDTC
 
 TARGET_STEP_RATIO = 1.05  # issue 4: a DTC step costs at most 5 % more than a vanilla step with as many patches
 

@@ -10,9 +10,11 @@ from typing import Optional, Sequence
 from batchgenerators.utilities.file_and_folder_operations import load_json
 from nnunetv2.experiment_planning.experiment_planners.network_topology import get_pool_and_conv_props
 
+from nnunetv2_dtc.utilities.nnunet_paths import DEFAULT_PLANS_IDENTIFIER
+
 CONFIGURATION = '3d_fullres'
 DATASET_NAME = 'Dataset997_DTCSpeed'
-PLANS_NAME = 'nnUNetPlans'
+PLANS_NAME = DEFAULT_PLANS_IDENTIFIER
 SPACING = (1.0, 1.0, 1.0)
 # nnU-Net's ExperimentPlanner defaults (default_experiment_planner.py)
 BASE_NUM_FEATURES = 32  # UNet_base_num_features
@@ -21,7 +23,7 @@ FEATUREMAP_MIN_EDGE_LENGTH = 4  # UNet_featuremap_min_edge_length
 CONVS_PER_STAGE = 2  # UNet_blocks_per_stage_encoder / _decoder
 NO_POOLING_LIMIT = 999999  # max_numpool the planner passes
 # the dataset fingerprint's intensity statistics: only CT normalisation uses them, but the preprocessor looks them up
-# for every channel; these are the synthetic images' (nnunetv2_dtc.synthetic_dataset: labels 0-2 plus noise)
+# for every channel; these are the synthetic images' (dataset_conversion.synthetic_dataset: labels 0-2 plus noise)
 FOREGROUND_INTENSITY_PROPERTIES = {'max': 3.0, 'mean': 1.0, 'median': 1.0, 'min': -1.0, 'percentile_00_5': -0.5,
                                    'percentile_99_5': 2.5, 'std': 0.8}
 

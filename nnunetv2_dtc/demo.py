@@ -6,15 +6,18 @@ and prints the Dice on held-out test cases.
 """
 import argparse
 import os
-import subprocess
-import sys
 import time
 from typing import List
 
 from batchgenerators.utilities.file_and_folder_operations import join, load_json
+from nnunetv2.utilities.file_path_utilities import convert_trainer_plans_config_to_identifier
 
-from nnunetv2_dtc.schedule_trainers import environment_with_trainers, write_schedule_trainer
-from nnunetv2_dtc.synthetic_dataset import make_synthetic_dataset
+from nnunetv2_dtc.dataset_conversion.synthetic_dataset import make_synthetic_dataset
+from nnunetv2_dtc.generated_trainers import write_schedule_trainer
+from nnunetv2_dtc.trainer_dir import environment_with_trainers
+from nnunetv2_dtc.trainers.nnUNetTrainerDTC import nnUNetTrainerDTC
+from nnunetv2_dtc.utilities.console_scripts import log_tail, run_logged
+from nnunetv2_dtc.utilities.nnunet_paths import DEFAULT_PLANS_IDENTIFIER, nnunet_folders_under
 
 DEMO_DATASET_ID = 990
 DEMO_CONFIGURATION = '3d_fullres'
@@ -27,23 +30,14 @@ DEFAULT_NUM_UNLABELED = 12
 DEFAULT_NUM_TEST = 4
 
 
-def _bin(command: str) -> str:
-    """The console script installed beside this Python (works in a venv that is not activated)."""
-    candidate = join(os.path.dirname(sys.executable), command)
-    return candidate if os.path.isfile(candidate) else command
-
-
 def _run(step: str, command: List[str], environment: dict, log_folder: str) -> None:
     log_file = join(log_folder, step.replace(' ', '_') + '.log')
     print(f'[demo] {step}: {" ".join(command)}  (log: {log_file})', flush=True)
     start = time.time()
-    with open(log_file, 'w') as log:
-        completed = subprocess.run([_bin(command[0]), *command[1:]], env=environment, stdout=log,
-                                   stderr=subprocess.STDOUT)
-    if completed.returncode != 0:
-        with open(log_file) as log:
-            tail = ''.join(log.readlines()[-30:])
-        raise SystemExit(f'[demo] {step} failed (exit {completed.returncode}). Last lines of {log_file}:\n{tail}')
+    finished = run_logged(command, environment, log_file)
+    if finished.return_code != 0:
+        raise SystemExit(f'[demo] {step} failed (exit {finished.return_code}). Last lines of {log_file}:\n'
+                         f'{log_tail(log_file)}')
     print(f'[demo] {step} done in {time.time() - start:.0f} s', flush=True)
 
 
@@ -52,13 +46,12 @@ def run_demo(out: str, device: str, epochs: int, iterations_per_epoch: int, num_
     out = os.path.abspath(out)
     if os.path.isdir(out) and os.listdir(out):
         raise SystemExit(f'[demo] {out} is not empty. Remove it or choose another --out.')
-    folders = {name: join(out, name) for name in ('nnUNet_raw', 'nnUNet_preprocessed', 'nnUNet_results', 'logs')}
-    for folder in folders.values():
-        os.makedirs(folder, exist_ok=True)
-    trainer = write_schedule_trainer(join(out, 'trainers'), 'nnUNetTrainerDTC', epochs, iterations_per_epoch,
+    folders = nnunet_folders_under(out)
+    log = join(out, 'logs')
+    os.makedirs(log, exist_ok=True)
+    trainer = write_schedule_trainer(join(out, 'trainers'), nnUNetTrainerDTC, epochs, iterations_per_epoch,
                                      DEFAULT_VAL_ITERATIONS_PER_EPOCH)
-    environment = environment_with_trainers({**os.environ, **{k: v for k, v in folders.items() if k != 'logs'}},
-                                            join(out, 'trainers'))
+    environment = environment_with_trainers({**os.environ, **folders}, join(out, 'trainers'))
     environment.setdefault('nnUNet_n_proc_DA', str(num_processes))
     environment.setdefault('nnUNet_def_n_proc', str(num_processes))
     environment.setdefault('nnUNet_compile', 'false')
@@ -67,7 +60,7 @@ def run_demo(out: str, device: str, epochs: int, iterations_per_epoch: int, num_
                                  num_unlabeled=num_unlabeled, num_test=num_test)
     print(f'[demo] synthetic dataset: {num_labeled} labelled, {num_unlabeled} unlabelled, {num_test} test cases '
           f'in {raw}', flush=True)
-    d, c, log = str(DEMO_DATASET_ID), DEMO_CONFIGURATION, folders['logs']
+    d, c = str(DEMO_DATASET_ID), DEMO_CONFIGURATION
     _run('plan and preprocess', ['nnUNetv2_plan_and_preprocess', '-d', d, '-c', c, '-np', str(num_processes),
                                  '--verify_dataset_integrity'], environment, log)
     _run('preprocess unlabelled', ['nnUNetv2_dtc_preprocess_unlabeled', '-d', d, '-c', c,
@@ -76,7 +69,8 @@ def run_demo(out: str, device: str, epochs: int, iterations_per_epoch: int, num_
     predictions = join(out, 'predictions')
     _run('predict', ['nnUNetv2_predict', '-i', join(raw, 'imagesTs'), '-o', predictions, '-d', d, '-c', c,
                      '-f', 'all', '-tr', trainer, '-device', device, '-npp', '1', '-nps', '1'], environment, log)
-    model_folder = join(folders['nnUNet_results'], os.path.basename(raw), f'{trainer}__nnUNetPlans__{c}')
+    model_folder = join(folders['nnUNet_results'], os.path.basename(raw),
+                        convert_trainer_plans_config_to_identifier(trainer, DEFAULT_PLANS_IDENTIFIER, c))
     summary = join(predictions, 'summary.json')
     _run('evaluate', ['nnUNetv2_evaluate_folder', join(raw, 'labelsTs'), predictions,
                       '-djfile', join(model_folder, 'dataset.json'), '-pfile', join(model_folder, 'plans.json'),

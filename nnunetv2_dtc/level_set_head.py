@@ -6,11 +6,23 @@ more output channels, so the highest-resolution segmentation layer of the nnU-Ne
 `SegmentationAndLevelSetHead`, which computes both at once. The head is always built, so checkpoints load
 in every mode, and it only emits the level-set channels while training with them enabled: in eval mode
 the network returns exactly what vanilla nnU-Net returns.
+
+`build_network_architecture` is static and only sees the plans, yet the number of level-set channels depends on
+dataset.json (classes vs regions). The DTC trainer records it in the plans it writes beside the model (plans.json),
+so that nnU-Net's predictor rebuilds exactly the trained network. `vanilla_state_dict` undoes the head on a state
+dict, for stock nnU-Net.
 """
-from typing import Tuple
+from typing import Dict, Tuple
 
 import torch
+from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 from torch import nn
+
+LEVEL_SET_CHANNELS_PLANS_KEY = 'dtc_num_level_set_channels'
+# where dynamic-network-architectures' decoders keep their output layers, the full-resolution one last
+SEGMENTATION_LAYERS_PREFIX = 'decoder.seg_layers.'
+HEAD_CONV = 'conv'  # SegmentationAndLevelSetHead.conv, its 1x1 convolution, in state-dict keys
+CONV_PARAMETERS = ('weight', 'bias')
 
 
 class SegmentationAndLevelSetHead(nn.Module):
@@ -63,3 +75,32 @@ def split_segmentation_and_level_set(full_resolution_output: torch.Tensor, num_s
     seg_logits, level_set_logits = full_resolution_output.split([num_segmentation_channels, num_level_set_channels],
                                                                 1)
     return seg_logits, torch.tanh(level_set_logits)
+
+
+def record_level_set_channels(plans: dict, num_level_set_channels: int) -> None:
+    plans[LEVEL_SET_CHANNELS_PLANS_KEY] = int(num_level_set_channels)
+
+
+def num_level_set_channels_from_plans(plans_manager: PlansManager) -> int:
+    try:
+        return int(plans_manager.plans[LEVEL_SET_CHANNELS_PLANS_KEY])
+    except KeyError:
+        raise KeyError(f'The plans {plans_manager.plans_name!r} do not say how many DTC level-set channels the '
+                       f'network has ({LEVEL_SET_CHANNELS_PLANS_KEY!r}). They are recorded by nnUNetTrainerDTC in '
+                       f'the plans.json of its model folder: predict from that folder, or construct '
+                       f'nnUNetTrainerDTC before building its network.') from None
+
+
+def vanilla_state_dict(dtc_weights: Dict[str, torch.Tensor], num_segmentation_channels: int) \
+        -> Dict[str, torch.Tensor]:
+    """The inverse of add_level_set_head on a state dict: the head's convolution, at the last of the decoder's
+    seg_layers, becomes vanilla's segmentation layer with the segmentation rows only; every other weight is kept."""
+    indices = {int(k[len(SEGMENTATION_LAYERS_PREFIX):].split('.')[0]) for k in dtc_weights
+               if k.startswith(SEGMENTATION_LAYERS_PREFIX)}
+    head = f'{SEGMENTATION_LAYERS_PREFIX}{max(indices)}.' if indices else None
+    renamed = {f'{head}{HEAD_CONV}.{p}': f'{head}{p}' for p in CONV_PARAMETERS} if head else {}
+    if not renamed or not all(k in dtc_weights for k in renamed):
+        raise ValueError(f'These weights have no DTC level-set head ({SEGMENTATION_LAYERS_PREFIX}N.{HEAD_CONV}.*, '
+                         f'N the last output layer): not a DTC model')
+    return {renamed.get(key, key): value[:num_segmentation_channels].clone() if key in renamed else value
+            for key, value in dtc_weights.items()}

@@ -1,6 +1,7 @@
 """Where nnU-Net finds the DTC trainers: the folder to put into nnUNet_extTrainer."""
 import os
 import sys
+from typing import Dict
 
 import nnunetv2_dtc.trainers
 
@@ -18,6 +19,15 @@ def ext_trainer_is_set_up() -> bool:
 def missing_ext_trainer_message() -> str:
     return (f'{EXT_TRAINER_VARIABLE} does not include the DTC trainers, so nnUNetv2_train and nnUNetv2_predict '
             f'cannot find nnUNetTrainerDTC. Run:\n    export {EXT_TRAINER_VARIABLE}=$(nnUNetv2_dtc_trainer_dir)')
+
+
+def ext_trainer_value(*extra_folders: str) -> str:
+    """nnUNet_extTrainer value naming the DTC trainers and `extra_folders` (e.g. generated_trainers' folders)."""
+    return os.pathsep.join([trainer_dir(), *extra_folders])
+
+
+def environment_with_trainers(environment: Dict[str, str], *extra_folders: str) -> Dict[str, str]:
+    return {**environment, EXT_TRAINER_VARIABLE: ext_trainer_value(*extra_folders)}
 
 
 def trainer_dir_entry() -> None:

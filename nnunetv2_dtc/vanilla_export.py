@@ -7,35 +7,21 @@ nnUNetTrainer, drops the optimizer state (as nnInteractive's checkpoint clean-up
 import argparse
 import os
 import shutil
-import sys
-from typing import Dict
 
 import torch
 from batchgenerators.utilities.file_and_folder_operations import isdir, isfile, join, load_json, save_json
 from nnunetv2.paths import nnUNet_results
-from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
 from nnunetv2.utilities.file_path_utilities import get_output_folder
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
-from nnunetv2_dtc.level_set_plans import LEVEL_SET_CHANNELS_PLANS_KEY
+from nnunetv2_dtc.level_set_head import LEVEL_SET_CHANNELS_PLANS_KEY, vanilla_state_dict
+from nnunetv2_dtc.utilities.cli import exit_with_error
+from nnunetv2_dtc.utilities.files import staged_folder
+from nnunetv2_dtc.utilities.nnunet_paths import DEFAULT_PLANS_IDENTIFIER, resolve_dataset_name
 
 VANILLA_TRAINER = 'nnUNetTrainer'
-HEAD_SUFFIX = '.conv.'  # SegmentationAndLevelSetHead keeps its 1x1 convolution as `.conv`
 MODEL_FILES = ('dataset.json', 'dataset_fingerprint.json')
-
-
-def vanilla_state_dict(dtc_weights: Dict[str, torch.Tensor], num_segmentation_channels: int) \
-        -> Dict[str, torch.Tensor]:
-    head_keys = [k for k in dtc_weights if k.startswith('decoder.seg_layers.') and HEAD_SUFFIX in k]
-    if not head_keys:
-        raise ValueError('These weights have no DTC level-set head (decoder.seg_layers.N.conv.*): not a DTC model')
-    vanilla = {}
-    for key, value in dtc_weights.items():
-        if key in head_keys:
-            vanilla[key.replace(HEAD_SUFFIX, '.')] = value[:num_segmentation_channels].clone()
-        else:
-            vanilla[key] = value
-    return vanilla
+COMMAND = 'nnUNetv2_dtc_export_vanilla'
 
 
 def export_vanilla_checkpoint(checkpoint: dict, num_segmentation_channels: int) -> dict:
@@ -49,8 +35,8 @@ def export_vanilla_checkpoint(checkpoint: dict, num_segmentation_channels: int) 
 
 def export_vanilla(model_folder: str, fold: str, output_folder: str,
                    checkpoint_name: str = 'checkpoint_final.pth') -> str:
-    """Writes output_folder/{plans.json, dataset.json, fold_<fold>/<checkpoint_name>} atomically (a temporary
-    folder renamed at the end). Refuses an existing output_folder."""
+    """Writes output_folder/{plans.json, dataset.json, fold_<fold>/<checkpoint_name>} atomically (staged_folder).
+    Refuses an existing output_folder."""
     source = join(model_folder, f'fold_{fold}', checkpoint_name)
     for required in (join(model_folder, 'plans.json'), join(model_folder, 'dataset.json'), source):
         if not isfile(required):
@@ -65,21 +51,19 @@ def export_vanilla(model_folder: str, fold: str, output_folder: str,
     checkpoint = torch.load(source, map_location='cpu', weights_only=False)
     exported = export_vanilla_checkpoint(checkpoint, label_manager.num_segmentation_heads)
 
-    staging = output_folder.rstrip('/') + '.partial'
-    shutil.rmtree(staging, ignore_errors=True)
-    os.makedirs(join(staging, f'fold_{fold}'))
-    save_json(plans, join(staging, 'plans.json'), sort_keys=False)
-    for name in MODEL_FILES:
-        if isfile(join(model_folder, name)):
-            shutil.copyfile(join(model_folder, name), join(staging, name))
-    torch.save(exported, join(staging, f'fold_{fold}', checkpoint_name))
-    os.replace(staging, output_folder)
+    with staged_folder(output_folder) as staging:
+        os.makedirs(join(staging, f'fold_{fold}'))
+        save_json(plans, join(staging, 'plans.json'), sort_keys=False)
+        for name in MODEL_FILES:
+            if isfile(join(model_folder, name)):
+                shutil.copyfile(join(model_folder, name), join(staging, name))
+        torch.save(exported, join(staging, f'fold_{fold}', checkpoint_name))
     return output_folder
 
 
 def export_vanilla_entry() -> None:
     parser = argparse.ArgumentParser(
-        prog='nnUNetv2_dtc_export_vanilla',
+        prog=COMMAND,
         description='Exports a trained DTC model as a plain nnUNetTrainer model folder (plans.json, dataset.json, '
                     'fold_X/checkpoint) without the level-set output, so that stock nnU-Net (no nnunetv2-dtc, no '
                     'nnUNet_extTrainer) predicts identical segmentations with nnUNetv2_predict_from_modelfolder.')
@@ -87,18 +71,18 @@ def export_vanilla_entry() -> None:
     parser.add_argument('-c', required=True, help='Configuration, e.g. 3d_fullres')
     parser.add_argument('-f', required=True, help='Fold (0-4 or all)')
     parser.add_argument('-tr', default='nnUNetTrainerDTC', help='DTC trainer name. Default: nnUNetTrainerDTC')
-    parser.add_argument('-p', default='nnUNetPlans', help='Plans identifier. Default: nnUNetPlans')
+    parser.add_argument('-p', default=DEFAULT_PLANS_IDENTIFIER,
+                        help=f'Plans identifier. Default: {DEFAULT_PLANS_IDENTIFIER}')
     parser.add_argument('--chk', default='checkpoint_final.pth', help='Checkpoint. Default: checkpoint_final.pth')
     parser.add_argument('-o', required=True, help='Output model folder (must not exist)')
     args = parser.parse_args()
     try:
-        model_folder = get_output_folder(maybe_convert_to_dataset_name(args.d), args.tr, args.p, args.c)
+        model_folder = get_output_folder(resolve_dataset_name(args.d, ValueError), args.tr, args.p, args.c)
         if not isdir(model_folder):
             raise FileNotFoundError(f'No model folder {model_folder} in nnUNet_results ({nnUNet_results.get()}): '
                                     f'check -d/-tr/-p/-c')
         export_vanilla(model_folder, args.f, args.o, args.chk)
     except (FileNotFoundError, FileExistsError, ValueError, RuntimeError) as e:
-        print(f'nnUNetv2_dtc_export_vanilla: error: {e}', file=sys.stderr)
-        sys.exit(2)
+        exit_with_error(COMMAND, e)
     print(f'Exported a vanilla nnU-Net model to {args.o}. Predict with:\n    nnUNetv2_predict_from_modelfolder -i IN '
           f'-o OUT -m {args.o} -f {args.f}')

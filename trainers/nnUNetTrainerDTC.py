@@ -4,6 +4,7 @@ import numpy as np
 import torch
 from batchgenerators.dataloading.nondet_multi_threaded_augmenter import NonDetMultiThreadedAugmenter
 from batchgenerators.dataloading.single_threaded_augmenter import SingleThreadedAugmenter
+from batchgeneratorsv2.transforms.utils.compose import ComposeTransforms
 from nnunetv2.training.dataloading.data_loader import nnUNetDataLoader
 from nnunetv2.training.dataloading.nnunet_dataset import infer_dataset_class
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
@@ -13,18 +14,22 @@ from nnunetv2.utilities.plans_handling.plans_handler import ConfigurationManager
 from torch import distributed as dist
 from torch import nn
 
-from nnunetv2_dtc.dtc_loss import LOSS_TERMS, DTCLoss
-from nnunetv2_dtc.dtc_losses import (DEFAULT_LEVEL_SET_SHARPNESS, DEFAULT_MAX_CONSISTENCY_WEIGHT,
-                                     DEFAULT_SDF_LOSS_WEIGHT, sigmoid_rampup_weight)
-from nnunetv2_dtc.dtc_progress import DTC_LOG_KEYS, plot_dtc_progress, register_dtc_log_keys
+from nnunetv2_dtc.dataloading.batch import dtc_targets
+from nnunetv2_dtc.dataloading.mixed_loader import LabeledUnlabeledDataLoader, split_global_batch_size
+from nnunetv2_dtc.dataloading.transforms import SignedDistanceTargetTransform, unlabeled_training_transforms, \
+    with_sdf_targets
+from nnunetv2_dtc.dataloading.unlabeled_loader import UnlabeledPatchLoader
 from nnunetv2_dtc.hyperparameters import check_dtc_hyperparameters
-from nnunetv2_dtc.level_set_head import add_level_set_head, get_level_set_head
-from nnunetv2_dtc.level_set_plans import num_level_set_channels_from_plans, record_level_set_channels
-from nnunetv2_dtc.mixed_batch_loader import LabeledUnlabeledDataLoader, dtc_targets, split_global_batch_size
-from nnunetv2_dtc.sdf_target_transform import SignedDistanceTargetTransform, with_sdf_targets
-from nnunetv2_dtc.unlabeled_augmentation import unlabeled_training_transforms
-from nnunetv2_dtc.unlabeled_loader import UnlabeledPatchLoader
-from nnunetv2_dtc.unlabeled_handling.paths import verify_unlabeled_folder
+from nnunetv2_dtc.level_set_head import add_level_set_head, get_level_set_head, num_level_set_channels_from_plans, \
+    record_level_set_channels
+from nnunetv2_dtc.loss import DEFAULT_LEVEL_SET_SHARPNESS, DEFAULT_MAX_CONSISTENCY_WEIGHT, DEFAULT_SDF_LOSS_WEIGHT, \
+    LOSS_TERMS, DTCLoss, sigmoid_rampup_weight
+from nnunetv2_dtc.progress import DTC_LOG_KEYS, plot_dtc_progress, register_dtc_log_keys
+from nnunetv2_dtc.unlabeled_handling.verify import verify_unlabeled_folder
+
+# sha256 of inspect.getsource(nnUNetTrainer.get_dataloaders) in nnunetv2 2.8.1, the version get_dataloaders below
+# restates; a unit test fails when nnU-Net's method changes, so that the restatement is updated with it
+NNUNET_GET_DATALOADERS_SHA256 = '5f59e2b907cfa2d1eb1e77ab2a5b8893161e7af8567fc5669c62a4810334899e'
 
 
 class nnUNetTrainerDTC(nnUNetTrainer):
@@ -90,7 +95,7 @@ class nnUNetTrainerDTC(nnUNetTrainer):
             return split_global_batch_size(self.unlabeled_batch_size, dist.get_world_size(), dist.get_rank())
         return self.unlabeled_batch_size
 
-    def _unlabeled_loader(self, initial_patch_size, transforms) -> Optional[UnlabeledPatchLoader]:
+    def _unlabeled_loader(self, initial_patch_size, transforms: ComposeTransforms) -> Optional[UnlabeledPatchLoader]:
         if not self.use_unlabeled_data:
             return None
         folder, identifiers = verify_unlabeled_folder(self.plans_manager.dataset_name, self.plans_manager,
@@ -102,49 +107,82 @@ class nnUNetTrainerDTC(nnUNetTrainer):
         return UnlabeledPatchLoader(dataset, batch_size, initial_patch_size, self.configuration_manager.patch_size,
                                     self.label_manager, transforms)
 
-    def get_dataloaders(self):
-        """nnUNetTrainer.get_dataloaders builds nnU-Net's loader and starts its augmenter in one go, so the
-        wrapped loader needs this version; every piece (transforms, loaders, augmenters) is nnU-Net's."""
-        patch_size = self.configuration_manager.patch_size
-        deep_supervision_scales = self._get_deep_supervision_scales()
-        rotation_for_DA, do_dummy_2d_data_aug, initial_patch_size, mirror_axes = \
-            self.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+    def _dtc_training_loader(self, dataset_tr, initial_patch_size,
+                             tr_transforms: ComposeTransforms) -> LabeledUnlabeledDataLoader:
+        """nnU-Net's training loader with SDF targets appended to its transforms, followed by unlabelled patches with
+        the same augmentation (image only)."""
         lm = self.label_manager
-        regions = lm.foreground_regions if lm.has_regions else None
-        tr_transforms = self.get_training_transforms(
-            patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes, do_dummy_2d_data_aug,
-            use_mask_for_norm=self.configuration_manager.use_mask_for_norm, is_cascaded=self.is_cascaded,
-            foreground_labels=lm.foreground_labels, regions=regions, ignore_label=lm.ignore_label)
-        val_transforms = self.get_validation_transforms(
-            deep_supervision_scales, is_cascaded=self.is_cascaded, foreground_labels=lm.foreground_labels,
-            regions=regions, ignore_label=lm.ignore_label)
-
+        sdf_transform = SignedDistanceTargetTransform(lm.foreground_regions if lm.has_regions else lm.foreground_labels)
         unlabeled = self._unlabeled_loader(initial_patch_size, unlabeled_training_transforms(tr_transforms))
-        sdf_transform = SignedDistanceTargetTransform(regions if lm.has_regions else lm.foreground_labels)
-        dataset_tr, dataset_val = self.get_tr_and_val_datasets()
-        labeled = nnUNetDataLoader(dataset_tr, self.batch_size, initial_patch_size, patch_size, lm,
+        labeled = nnUNetDataLoader(dataset_tr, self.batch_size,
+                                   initial_patch_size,
+                                   self.configuration_manager.patch_size,
+                                   self.label_manager,
                                    oversample_foreground_percent=self.oversample_foreground_percent,
+                                   sampling_probabilities=None, pad_sides=None,
                                    transforms=with_sdf_targets(tr_transforms, sdf_transform),
                                    probabilistic_oversampling=self.probabilistic_oversampling)
-        dl_tr = LabeledUnlabeledDataLoader(labeled, unlabeled)
-        dl_val = nnUNetDataLoader(dataset_val, self.batch_size, patch_size, patch_size, lm,
-                                  oversample_foreground_percent=self.oversample_foreground_percent,
-                                  transforms=val_transforms,
-                                  probabilistic_oversampling=self.probabilistic_oversampling)
         self.print_to_log_file(f'DTC batches: {labeled.batch_size} labelled + '
                                f'{0 if unlabeled is None else unlabeled.batch_size} unlabelled patches')
+        return LabeledUnlabeledDataLoader(labeled, unlabeled)
 
-        num_processes = get_allowed_n_proc_DA()
-        if num_processes == 0:
-            mt_gen_train, mt_gen_val = SingleThreadedAugmenter(dl_tr, None), SingleThreadedAugmenter(dl_val, None)
+    def get_dataloaders(self):
+        """nnUNetTrainer.get_dataloaders (nnunetv2 2.8.1) in its own order and names, without its comments: it builds
+        nnU-Net's training loader and starts the augmenters in one go, so DTC's loader needs this restatement. The
+        one changed line is marked `# DTC`; a unit test compares the rest with nnU-Net's method statement by
+        statement."""
+        if self.dataset_class is None:
+            self.dataset_class = infer_dataset_class(self.preprocessed_dataset_folder)
+
+        patch_size = self.configuration_manager.patch_size
+
+        deep_supervision_scales = self._get_deep_supervision_scales()
+
+        (
+            rotation_for_DA,
+            do_dummy_2d_data_aug,
+            initial_patch_size,
+            mirror_axes,
+        ) = self.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+
+        tr_transforms = self.get_training_transforms(
+            patch_size, rotation_for_DA, deep_supervision_scales, mirror_axes, do_dummy_2d_data_aug,
+            use_mask_for_norm=self.configuration_manager.use_mask_for_norm,
+            is_cascaded=self.is_cascaded, foreground_labels=self.label_manager.foreground_labels,
+            regions=self.label_manager.foreground_regions if self.label_manager.has_regions else None,
+            ignore_label=self.label_manager.ignore_label)
+
+        val_transforms = self.get_validation_transforms(deep_supervision_scales,
+                                                        is_cascaded=self.is_cascaded,
+                                                        foreground_labels=self.label_manager.foreground_labels,
+                                                        regions=self.label_manager.foreground_regions if
+                                                        self.label_manager.has_regions else None,
+                                                        ignore_label=self.label_manager.ignore_label)
+
+        dataset_tr, dataset_val = self.get_tr_and_val_datasets()
+        dl_tr = self._dtc_training_loader(dataset_tr, initial_patch_size, tr_transforms)  # DTC
+        dl_val = nnUNetDataLoader(dataset_val, self.batch_size,
+                                  self.configuration_manager.patch_size,
+                                  self.configuration_manager.patch_size,
+                                  self.label_manager,
+                                  oversample_foreground_percent=self.oversample_foreground_percent,
+                                  sampling_probabilities=None, pad_sides=None, transforms=val_transforms,
+                                  probabilistic_oversampling=self.probabilistic_oversampling)
+
+        allowed_num_processes = get_allowed_n_proc_DA()
+        if allowed_num_processes == 0:
+            mt_gen_train = SingleThreadedAugmenter(dl_tr, None)
+            mt_gen_val = SingleThreadedAugmenter(dl_val, None)
         else:
-            pin_memory = self.device.type == 'cuda'
-            mt_gen_train = NonDetMultiThreadedAugmenter(
-                data_loader=dl_tr, transform=None, num_processes=num_processes,
-                num_cached=max(6, num_processes // 2), seeds=None, pin_memory=pin_memory, wait_time=0.002)
-            mt_gen_val = NonDetMultiThreadedAugmenter(
-                data_loader=dl_val, transform=None, num_processes=max(1, num_processes // 2),
-                num_cached=max(3, num_processes // 4), seeds=None, pin_memory=pin_memory, wait_time=0.002)
+            mt_gen_train = NonDetMultiThreadedAugmenter(data_loader=dl_tr, transform=None,
+                                                        num_processes=allowed_num_processes,
+                                                        num_cached=max(6, allowed_num_processes // 2), seeds=None,
+                                                        pin_memory=self.device.type == 'cuda', wait_time=0.002)
+            mt_gen_val = NonDetMultiThreadedAugmenter(data_loader=dl_val,
+                                                      transform=None, num_processes=max(1, allowed_num_processes // 2),
+                                                      num_cached=max(3, allowed_num_processes // 4), seeds=None,
+                                                      pin_memory=self.device.type == 'cuda',
+                                                      wait_time=0.002)
         _ = next(mt_gen_train)
         _ = next(mt_gen_val)
         return mt_gen_train, mt_gen_val

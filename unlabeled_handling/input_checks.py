@@ -12,9 +12,8 @@ from nnunetv2.utilities.utils import create_lists_from_splitted_dataset_folder, 
 from tqdm import tqdm
 
 from nnunetv2_dtc.unlabeled_handling.errors import UnlabeledDataError
+from nnunetv2_dtc.utilities.nnunet_paths import CHANNEL_FILE_PATTERN
 
-# nnU-Net's file naming: CASE_XXXX<file ending>, XXXX the 4-digit channel index
-CHANNEL_FILE_PATTERN = r'.+_\d{4}'
 # nnU-Net's readers give a 2d image a spacing of 999 (times the in-plane spacing) along the first axis; real 3d
 # images are far less anisotropic than this ratio
 PSEUDO_2D_SPACING_RATIO = 100

@@ -1,10 +1,10 @@
 """The manifest of a preprocessed unlabelled folder: which plans produced it and which cases are finished."""
-import hashlib
 import json
-import os
 from typing import List, Optional
 
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+
+from nnunetv2_dtc.utilities.files import json_sha256, read_json_or_none, write_json_atomic
 
 # resolved configuration entries that do not change what the preprocessor writes. nnU-Net's own example
 # configuration 3d_fullres_bs4 inherits 3d_fullres and its data_identifier and changes only batch_size: both must
@@ -24,7 +24,6 @@ DATA_IDENTIFIER_KEY = 'data_identifier'
 FINGERPRINT_KEY = 'fingerprint'
 INPUTS_KEY = 'preprocessing_inputs'
 CASES_KEY = 'case_identifiers'
-PARTIAL_SUFFIX = '.partial'  # the manifest is written here first, then renamed over the old one
 
 
 def preprocessing_inputs(plans_manager: PlansManager, configuration_name: str, dataset_json: dict) -> dict:
@@ -41,7 +40,7 @@ def preprocessing_inputs(plans_manager: PlansManager, configuration_name: str, d
 
 
 def fingerprint(inputs: dict) -> str:
-    return hashlib.sha256(json.dumps(inputs, sort_keys=True, separators=(',', ':')).encode()).hexdigest()
+    return json_sha256(inputs)
 
 
 def differing_inputs(recorded: dict, current: dict) -> List[str]:
@@ -58,11 +57,7 @@ def differing_inputs(recorded: dict, current: dict) -> List[str]:
 
 def read_manifest(file: str) -> Optional[dict]:
     """The manifest, or None if there is none (it is only ever replaced whole, so it is never half written)."""
-    try:
-        with open(file) as f:
-            return json.load(f)
-    except FileNotFoundError:
-        return None
+    return read_json_or_none(file)
 
 
 def write_manifest(file: str, plans_identifier: str, configuration_name: str, data_identifier: str,
@@ -75,6 +70,4 @@ def write_manifest(file: str, plans_identifier: str, configuration_name: str, da
         CASES_KEY: sorted(case_identifiers),
         INPUTS_KEY: inputs,
     }
-    with open(file + PARTIAL_SUFFIX, 'w') as f:
-        json.dump(manifest, f, indent=2)
-    os.replace(file + PARTIAL_SUFFIX, file)
+    write_json_atomic(file, manifest)

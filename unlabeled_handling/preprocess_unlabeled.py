@@ -1,9 +1,8 @@
 """Preprocesses the unlabelled images of a dataset with its own nnU-Net plans, configuration and preprocessor, into
-nnU-Net's storage format (see paths.py for the folders). Resumable: finished cases are kept, unfinished ones
+nnU-Net's storage format (see folders.py for the folders). Resumable: finished cases are kept, unfinished ones
 redone."""
 import argparse
 import shutil
-import sys
 from dataclasses import dataclass
 from itertools import repeat
 from typing import Optional, Union
@@ -16,18 +15,18 @@ from nnunetv2.utilities.utils import get_filenames_of_train_images_and_targets
 from tqdm import tqdm
 
 from nnunetv2_dtc.trainer_dir import ext_trainer_is_set_up, missing_ext_trainer_message
-from nnunetv2_dtc.unlabeled_handling.case_storage import empty_class_locations, is_case_complete, preprocess_case, \
-    remove_case, stored_case_ids
 from nnunetv2_dtc.unlabeled_handling.errors import PREPROCESS_COMMAND, UnlabeledDataError
-from nnunetv2_dtc.unlabeled_handling.input_checks import check_images_readable, find_unlabeled_cases
-from nnunetv2_dtc.unlabeled_handling.manifest import CASES_KEY, FINGERPRINT_KEY, fingerprint, \
-    preprocessing_inputs, read_manifest, write_manifest
-from nnunetv2_dtc.unlabeled_handling.paths import UNLABELED_IMAGES_FOLDER_NAME, configuration_manager_from, \
+from nnunetv2_dtc.unlabeled_handling.folders import UNLABELED_IMAGES_FOLDER_NAME, configuration_manager_from, \
     dataset_name_from, load_plans_manager, manifest_file, preprocessed_dataset_json_file, raw_dataset_folder, \
     raw_unlabeled_images_folder, temporary_folder, unlabeled_folder_for
+from nnunetv2_dtc.unlabeled_handling.input_checks import check_images_readable, find_unlabeled_cases
+from nnunetv2_dtc.unlabeled_handling.manifest import CASES_KEY, FINGERPRINT_KEY, fingerprint, preprocessing_inputs, \
+    read_manifest, write_manifest
+from nnunetv2_dtc.unlabeled_handling.storage import empty_class_locations, is_case_complete, preprocess_case, \
+    remove_case, stored_case_ids
 from nnunetv2_dtc.unlabeled_handling.workers import worker_map
-
-EXIT_STATUS_BAD_INPUT = 2  # argparse's status for unusable arguments
+from nnunetv2_dtc.utilities.cli import exit_with_error
+from nnunetv2_dtc.utilities.nnunet_paths import DEFAULT_PLANS_IDENTIFIER
 
 
 @dataclass
@@ -40,7 +39,7 @@ class _PlannedDataset:
 
 
 def preprocess_unlabeled(dataset_name_or_id: Union[int, str], configuration: str,
-                         plans_identifier: str = 'nnUNetPlans', num_processes: int = default_num_processes,
+                         plans_identifier: str = DEFAULT_PLANS_IDENTIFIER, num_processes: int = default_num_processes,
                          input_folder: Optional[str] = None, overwrite: bool = False, verbose: bool = False) -> str:
     """Preprocesses the images in input_folder (default: the dataset's imagesUnlabeled) and returns the output
     folder. Cases already finished with the same plans are skipped; with overwrite everything is redone. Raises
@@ -133,7 +132,8 @@ def preprocess_unlabeled_entry():
     parser.add_argument('-d', required=True, metavar='ID', help='Dataset ID or name, e.g. 990 or Dataset990_DTCDemo.')
     parser.add_argument('-c', nargs='+', required=True, metavar='CONFIG',
                         help='Configuration(s) to preprocess for, e.g. 3d_fullres 2d (any configuration in the plans).')
-    parser.add_argument('-p', default='nnUNetPlans', metavar='PLANS', help='Plans identifier. Default: nnUNetPlans.')
+    parser.add_argument('-p', default=DEFAULT_PLANS_IDENTIFIER, metavar='PLANS',
+                        help=f'Plans identifier. Default: {DEFAULT_PLANS_IDENTIFIER}.')
     parser.add_argument('-np', type=int, default=default_num_processes, metavar='N',
                         help=f'Number of worker processes; 1 runs in this process. Default: {default_num_processes} '
                              f'(env nnUNet_def_n_proc).')
@@ -148,8 +148,7 @@ def preprocess_unlabeled_entry():
         for configuration in args.c:
             preprocess_unlabeled(args.d, configuration, args.p, args.np, args.i, args.overwrite, args.verbose)
     except UnlabeledDataError as e:
-        print(f'{PREPROCESS_COMMAND}: error: {e}', file=sys.stderr)
-        sys.exit(EXIT_STATUS_BAD_INPUT)
+        exit_with_error(PREPROCESS_COMMAND, e)
     if not ext_trainer_is_set_up():
         print(f'Next, before nnUNetv2_train -tr nnUNetTrainerDTC: {missing_ext_trainer_message()}')
 

@@ -1,0 +1,126 @@
+"""benchmark.md: the tables a user pastes into a paper, from the rows of benchmark_comparison (the same numbers as
+benchmark.json), one table as predicted and a separate one with largest-connected-component post-processing."""
+from typing import List, Optional
+
+from nnunetv2_dtc.benchmark.comparison import SEED_SUMMARY, TABLE_METRICS
+from nnunetv2_dtc.benchmark.metrics import DICE, LARGEST_COMPONENT, NO_POSTPROCESSING
+from nnunetv2_dtc.benchmark.settings import METHODS, VANILLA_TRAINER
+
+METRIC_HEADERS = {'Dice': 'Dice', 'IoU': 'IoU', 'HD95_mm': 'HD95 (mm)', 'ASD_mm': 'ASD (mm)'}
+# decimals shown: overlap scores in [0, 1], distances in mm, seconds per epoch
+DECIMALS = {'Dice': 4, 'IoU': 4, 'HD95_mm': 2, 'ASD_mm': 2}
+TIME_DECIMALS = 2
+P_VALUE_DECIMALS = 4
+MISSING = '–'
+TABLE_TITLES = {NO_POSTPROCESSING: 'Test set, as predicted',
+                LARGEST_COMPONENT: 'Test set, largest connected component per class (post-processed)'}
+MAIN_COLUMNS = ['Method', 'Seed', *METRIC_HEADERS.values(), 'p (Dice) vs nnU-Net', 'W/L/T (Dice)', 'Time/epoch (s)',
+                'Parameters']
+
+
+def mean_std(summary: dict, decimals: int, n_cases: Optional[int] = None) -> str:
+    """'mean ± std', with '(n=K)' when only K of the n_cases had a value."""
+    if summary['mean'] is None:
+        return MISSING
+    text = f'{summary["mean"]:.{decimals}f} ± {summary["std"]:.{decimals}f}'
+    return text + (f' (n={summary["n"]})' if n_cases is not None and summary['n'] < n_cases else '')
+
+
+def p_value(value: Optional[float]) -> str:
+    if value is None:
+        return MISSING
+    smallest = 10 ** -P_VALUE_DECIMALS
+    return f'<{smallest:.{P_VALUE_DECIMALS}f}' if value < smallest else f'{value:.{P_VALUE_DECIMALS}f}'
+
+
+def _table(columns: List[str], rows: List[List[str]]) -> List[str]:
+    return ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns),
+            *['| ' + ' | '.join(row) + ' |' for row in rows]]
+
+
+def _counted_cases(row: dict) -> Optional[int]:
+    """What a row's '(n=K)' counts: test cases in a per-seed row, seeds in a seed summary (a seed whose test mean is
+    undefined, e.g. HD95 with an empty class in every case, is left out of the summary and must show)."""
+    return row['n_cases'] if 'seeds' not in row else len(row['seeds'])
+
+
+def main_table(rows: List[dict]) -> List[str]:
+    cells = []
+    for row in rows:
+        dice = (row['vs_vanilla'] or {}).get(DICE)
+        time = row['time_per_epoch_s']
+        cells.append([row['method_name'], str(row['seed']),
+                      *[mean_std(row['metrics'][m], DECIMALS[m], _counted_cases(row)) for m in TABLE_METRICS],
+                      p_value(dice['p_value']) if dice else MISSING,
+                      f'{dice["wins"]}/{dice["losses"]}/{dice["ties"]}' if dice else MISSING,
+                      mean_std(time, TIME_DECIMALS), f'{row["parameters"]:,}'])
+    return _table(MAIN_COLUMNS, cells)
+
+
+def difference_table(rows: List[dict]) -> List[str]:
+    cells = []
+    for row in rows:
+        for metric in TABLE_METRICS:
+            if row['vs_vanilla'] is None:
+                continue
+            c = row['vs_vanilla'][metric]
+            cells.append([row['method_name'], str(row['seed']), METRIC_HEADERS[metric],
+                          mean_std(c['difference'], DECIMALS[metric]), p_value(c['p_value']),
+                          f'{c["wins"]}/{c["losses"]}/{c["ties"]}', str(c['n_paired'])])
+    return _table(['Method', 'Seed', 'Metric', 'Difference (method − nnU-Net)', 'p', 'W/L/T', 'Paired cases'],
+                  cells)
+
+
+def class_table(rows: List[dict], class_names: dict) -> List[str]:
+    cells = [[row['method_name'], str(row['seed']), class_names.get(key, key),
+              *[mean_std(per_class[m], DECIMALS[m], _counted_cases(row)) for m in TABLE_METRICS]]
+             for row in rows for key, per_class in row['per_class'].items()]
+    return _table(['Method', 'Seed', 'Class', *METRIC_HEADERS.values()], cells)
+
+
+def benchmark_markdown(report: dict) -> str:
+    """The whole benchmark.md from the content of benchmark.json."""
+    s, d = report['settings'], report['dataset']
+    lines = [f'# DTC benchmark: {d["name"]}, {s["configuration"]}', '']
+    if s['cpu_mode']:
+        cpu = report['cpu_mode']
+        lines += [f'> **CPU mode was used.** Every method trained the reduced-width configuration '
+                  f'`{cpu["configuration"]}` (features per stage {cpu["features_per_stage"]} instead of nnU-Net\'s '
+                  f'planned {cpu["parent_features_per_stage"]}, divisor {s["features_divisor"]}); everything else '
+                  f'is `{s["configuration"]}`\'s. These numbers show the methods\' relative behaviour, not what '
+                  f'nnU-Net\'s full-width network reaches.', '']
+    lines += [f'- Dataset: {d["name"]}: {d["num_labeled"]} labelled training cases, {d["num_unlabeled"]} unlabelled '
+              f'images, {d["num_test"]} held-out test cases (imagesTs/labelsTs, the only cases scored)',
+              f'- Configuration trained: `{report["trained_configuration"]}` (plans `{s["plans_identifier"]}`), '
+              f'fold `all`, scored with `checkpoint_final.pth` through `nnUNetv2_predict`',
+              f'- Schedule: {s["epochs"]} epoch(s) x {s["iterations_per_epoch"]} iterations '
+              f'({s["val_iterations_per_epoch"]} validation iteration(s) per epoch), seed(s) {s["seeds"]}, '
+              f'device {s["device"]}',
+              '- Methods: ' + '; '.join(f'{METHODS[t].name} = `{t}`' for t in s['trainers']), '',
+              f'Values: mean ± std over the test cases of each case\'s mean over the foreground classes '
+              f'({", ".join(report["class_names"].values())}); "(n=K)": only K cases had a defined distance (an empty '
+              f'prediction or reference has none). p: two-sided Wilcoxon signed-rank test of the per-case Dice '
+              f'against nnU-Net (`{VANILLA_TRAINER}`) with the same seed; W/L/T: test cases with higher / lower / '
+              f'equal Dice than nnU-Net. Time/epoch: mean ± std of the epoch wall times nnU-Net logged. Parameters: '
+              f'of the network nnU-Net\'s predictor builds.']
+    if len(s['seeds']) > 1:
+        lines += ['', f'Rows "{SEED_SUMMARY}": mean ± std across seeds of the per-seed test means ("(n=K)" there: '
+                      f'only K seeds had a defined mean); their p and W/L/T compare the per-case values averaged '
+                      f'over seeds.']
+    for postprocessing in (NO_POSTPROCESSING, LARGEST_COMPONENT):
+        rows = report['results'][postprocessing]['rows']
+        lines += ['', f'## {TABLE_TITLES[postprocessing]}', '', *main_table(rows)]
+    for postprocessing in (NO_POSTPROCESSING, LARGEST_COMPONENT):
+        rows = report['results'][postprocessing]['rows']
+        if any(row['vs_vanilla'] for row in rows):
+            lines += ['', f'## Paired differences against nnU-Net ({TABLE_TITLES[postprocessing].lower()})', '',
+                      *difference_table(rows)]
+    if len(report['class_names']) > 1:
+        for postprocessing in (NO_POSTPROCESSING, LARGEST_COMPONENT):
+            lines += ['', f'## Per class ({TABLE_TITLES[postprocessing].lower()})', '',
+                      *class_table(report['results'][postprocessing]['rows'], report['class_names'])]
+    lines += ['', '## Figures', '', *[f'- `{name}`: {text}' for name, text in report['figures'].items()], '',
+              'Everything above, per test case and class, the commands run and the settings, is in `benchmark.json`.',
+              '']
+    return '\n'.join(lines)
+

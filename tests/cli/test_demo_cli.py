@@ -1,0 +1,33 @@
+"""nnUNetv2_dtc_demo end to end (with a very short schedule), exactly as a user calls it."""
+import json
+import re
+
+import pytest
+
+from helpers.nnunet_folders import run_console_script
+
+pytestmark = pytest.mark.slow  # subprocesses of nnU-Net's commands
+
+
+def test_demo_runs_the_whole_workflow_and_prints_the_test_dice(nnunet_env, tmp_path):
+    out = tmp_path / 'demo'
+    result = run_console_script(nnunet_env, ['nnUNetv2_dtc_demo'], '--out', out, '--device', 'cpu', '--epochs', 1,
+                                '--iterations_per_epoch', 2, '--num_labeled', 2, '--num_unlabeled', 2,
+                                '--num_test', 1, '-np', 1)
+    match = re.search(r'mean foreground Dice on 1 held-out test cases: (\d\.\d+)', result.stdout)
+    assert match, result.stdout
+    summary = json.loads((out / 'predictions' / 'summary.json').read_text())
+    assert float(match.group(1)) == round(summary['foreground_mean']['Dice'], 4)
+    assert len(summary['metric_per_case']) == 1
+    model = out / 'nnUNet_results' / 'Dataset990_DTCDemo' / 'nnUNetTrainerDTC_1ep_2it__nnUNetPlans__3d_fullres'
+    assert (model / 'fold_all' / 'checkpoint_final.pth').is_file()
+    assert (out / 'nnUNet_preprocessed' / 'Dataset990_DTCDemo' / 'nnUNetPlans_3d_fullres_unlabeled.json').is_file()
+
+
+def test_demo_refuses_a_non_empty_output_folder(nnunet_env, tmp_path):
+    (tmp_path / 'busy').mkdir()
+    (tmp_path / 'busy' / 'keep.txt').write_text('mine')
+    result = run_console_script(nnunet_env, ['nnUNetv2_dtc_demo'], '--out', tmp_path / 'busy', check=False)
+    assert result.returncode != 0
+    assert 'is not empty' in result.stderr
+    assert sorted(p.name for p in (tmp_path / 'busy').iterdir()) == ['keep.txt']
