@@ -1,10 +1,7 @@
 """Makes a semi-supervised benchmark dataset from a fully labelled nnU-Net raw dataset: M held-out test cases with
 their labels (imagesTs/labelsTs), N labelled training cases (imagesTr/labelsTr) and the other training cases as
-images only (imagesUnlabeled). `ssl_split.json` beside dataset.json records which case went where.
-
-All cases come from one seeded permutation of the sorted case ids: the first M are the test cases, the next N the
-labelled ones. So for one seed and M the test cases do not depend on N, and a smaller labelled set is contained in a
-larger one, which keeps a sweep over the labelled fraction a fair comparison.
+images only (imagesUnlabeled). `ssl_split.json` beside dataset.json records which case (and group) went where; how
+the cases are drawn is split.py's.
 
 The new dataset is written into a hidden temporary folder beside the target and renamed at the end, so an error or an
 interrupt never leaves a partial dataset in nnUNet_raw.
@@ -15,10 +12,8 @@ import re
 import shutil
 from collections import Counter
 from copy import deepcopy
-from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple, Union
+from typing import Dict, List, Optional, Tuple, Union
 
-import numpy as np
 from batchgenerators.utilities.file_and_folder_operations import isdir, isfile, join, load_json, save_json, subfiles
 from nnunetv2.paths import nnUNet_raw
 from nnunetv2.utilities.dataset_name_id_conversion import find_candidate_datasets
@@ -26,6 +21,8 @@ from nnunetv2.utilities.utils import create_paths_fn, get_filenames_of_train_ima
     get_identifiers_from_splitted_dataset_folder
 from tqdm import tqdm
 
+from nnunetv2_dtc.dataset_conversion.split import DEFAULT_SEED, GROUP_EXAMPLE, SslSplitError, case_groups, \
+    draw_split, groups_of, num_labeled_from_fraction
 from nnunetv2_dtc.unlabeled_handling.folders import UNLABELED_IMAGES_FOLDER_NAME
 from nnunetv2_dtc.utilities.cli import EXIT_STATUS_BAD_INPUT, shown
 from nnunetv2_dtc.utilities.files import staged_folder
@@ -34,7 +31,6 @@ from nnunetv2_dtc.utilities.nnunet_paths import CHANNEL_FILE_PATTERN, required_f
 COMMAND = 'nnUNetv2_dtc_make_ssl_dataset'
 SPLIT_RECORD_FILE_NAME = 'ssl_split.json'
 DEFAULT_NAME_SUFFIX = 'SSL'
-DEFAULT_SEED = 12345  # the seed of nnU-Net's own cross-validation split (nnUNetTrainer.do_split)
 MAX_DATASET_ID = 999  # nnU-Net reads the ID from the three digits after 'Dataset'
 DATASET_NAME_PATTERN = r'[A-Za-z0-9_.\-]+'
 
@@ -42,69 +38,40 @@ DATASET_SUBFOLDERS = ('imagesTr', 'labelsTr', UNLABELED_IMAGES_FOLDER_NAME, 'ima
 COPY, HARD_LINK, SYMBOLIC_LINK = 'copy', 'hardlink', 'symlink'
 
 
-class SslSplitError(ValueError):
-    """Arguments or a source dataset that cannot give the requested split; the message says what to change."""
-
-
-@dataclass(frozen=True)
-class SslSplit:
-    labeled: List[str]
-    unlabeled: List[str]
-    test: List[str]
-
-
-def num_labeled_from_fraction(labeled_fraction: float, num_cases: int, num_test: int) -> int:
-    """round(fraction * (cases - test cases)), at least 1. Python's round: an exact half goes to the even number."""
-    if not 0 < labeled_fraction <= 1:
-        raise SslSplitError(f'--labeled_fraction must be in (0, 1], got {labeled_fraction}. Pass e.g. 0.1 for 10 % '
-                            f'of the training cases, or give a count with --labeled.')
-    return max(1, round(labeled_fraction * (num_cases - num_test)))
-
-
-def draw_split(case_ids: Sequence[str], num_labeled: int, num_test: int, seed: int = DEFAULT_SEED) -> SslSplit:
-    """Test cases first, then labelled ones, from numpy's default_rng(seed) permutation of the sorted case ids."""
-    if num_test < 0:
-        raise SslSplitError(f'--test must be 0 or more, got {num_test}.')
-    if num_labeled < 1:
-        raise SslSplitError(f'--labeled must be at least 1, got {num_labeled}: a semi-supervised dataset needs '
-                            f'labelled training cases. Pass --labeled 1 or more.')
-    if num_labeled + num_test > len(case_ids):
-        raise SslSplitError(f'{num_labeled} labelled (--labeled/--labeled_fraction) plus {num_test} test cases '
-                            f'(--test) is {num_labeled + num_test}, but the source dataset has only {len(case_ids)} '
-                            f'cases. Lower --labeled, --labeled_fraction or --test.')
-    order = np.random.default_rng(seed).permutation(sorted(case_ids)).tolist()
-    return SslSplit(labeled=sorted(order[num_test:num_test + num_labeled]),
-                    unlabeled=sorted(order[num_test + num_labeled:]), test=sorted(order[:num_test]))
-
-
 def make_ssl_dataset(source: Union[int, str], new_id: int, num_test: int, num_labeled: Optional[int] = None,
                      labeled_fraction: Optional[float] = None, seed: int = DEFAULT_SEED, link: bool = False,
-                     name: Optional[str] = None) -> str:
+                     name: Optional[str] = None, group: Optional[str] = None) -> str:
     """Writes $nnUNet_raw/DatasetNEW_ID_<name> (default name: the source's name + 'SSL') from the fully labelled
-    source dataset and returns its folder. Give exactly one of num_labeled and labeled_fraction. With link, files
-    are hard links to the source's (symbolic links where hard links fail, e.g. across file systems, then copies).
-    Raises SslSplitError, before writing anything, for unusable arguments or source data."""
+    source dataset and returns its folder. Give exactly one of num_labeled and labeled_fraction; with group (a
+    regular expression, see split.case_groups) they and num_test count groups of cases kept on one side. With link,
+    files are hard links to the source's (symbolic links where hard links fail, e.g. across file systems, then
+    copies). Raises SslSplitError, before writing anything, for unusable arguments or source data."""
     arguments = {'source': source, 'new_id': new_id, 'labeled': num_labeled, 'labeled_fraction': labeled_fraction,
-                 'test': num_test, 'seed': seed, 'link': link, 'name': name}
+                 'test': num_test, 'seed': seed, 'link': link, 'name': name, 'group': group}
     if (num_labeled is None) == (labeled_fraction is None):
         raise SslSplitError('Give exactly one of --labeled (a number of cases) and --labeled_fraction.')
     raw_root = _raw_root()
     source_name, source_folder = _find_source(source, raw_root)
     target_name = f'Dataset{_checked_new_id(new_id):03d}_{_checked_name(name, source_name)}'
     dataset_json, cases = find_labeled_cases(source_folder)
+    groups = case_groups(list(cases), group)
     if labeled_fraction is not None:
-        num_labeled = num_labeled_from_fraction(labeled_fraction, len(cases), num_test)
-    split = draw_split(list(cases), num_labeled, num_test, seed)
+        num_labeled = num_labeled_from_fraction(labeled_fraction, len(groups), num_test)
+    split = draw_split(list(cases), num_labeled, num_test, seed, groups if group is not None else None)
     _refuse_used_id(new_id)
 
     file_ending = dataset_json['file_ending']
-    new_dataset_json = {**deepcopy(dataset_json), 'numTraining': num_labeled}
+    new_dataset_json = {**deepcopy(dataset_json), 'numTraining': len(split.labeled)}
     # an explicit file list would point at the source's files; the new dataset uses the standard folder layout
     new_dataset_json.pop('dataset', None)
     record = {'source_dataset': source_name, 'source_folder': source_folder, 'seed': seed, 'arguments': arguments,
               'file_ending': file_ending, 'num_cases': len(cases), 'num_labeled': len(split.labeled),
               'num_unlabeled': len(split.unlabeled), 'num_test': len(split.test), 'labeled': split.labeled,
-              'unlabeled': split.unlabeled, 'test': split.test}
+              'unlabeled': split.unlabeled, 'test': split.test, 'group_pattern': group}
+    if group is not None:
+        record['groups'] = groups
+        record.update({f'{side}_groups': groups_of(getattr(split, side), groups)
+                       for side in ('labeled', 'unlabeled', 'test')})
     transfers = [(source_file, join(folder, file_name))
                  for group, images_folder, labels_folder in ((split.labeled, 'imagesTr', 'labelsTr'),
                                                              (split.unlabeled, UNLABELED_IMAGES_FOLDER_NAME, None),
@@ -267,15 +234,25 @@ def make_ssl_dataset_entry() -> None:
         description='Makes a semi-supervised benchmark dataset from a fully labelled nnU-Net raw dataset: --test '
                     'held-out cases with labels (imagesTs/labelsTs, drawn first), --labeled labelled training cases '
                     f'(imagesTr/labelsTr) and the rest as images only ({UNLABELED_IMAGES_FOLDER_NAME}). Which case '
-                    f'went where is recorded in {SPLIT_RECORD_FILE_NAME} beside dataset.json.')
+                    f'went where is recorded in {SPLIT_RECORD_FILE_NAME} beside dataset.json. A dataset with several '
+                    f'scans per patient (e.g. ACDC: two frames per patient) needs --group: without it a patient\'s '
+                    f'scans can land on both sides, and the test set leaks into training.')
     parser.add_argument('-d', required=True, metavar='SOURCE_ID',
                         help='ID or name of the fully labelled source dataset in nnUNet_raw.')
     parser.add_argument('-o', required=True, type=int, metavar='NEW_ID', help='ID of the new dataset (must be free).')
     count = parser.add_mutually_exclusive_group(required=True)
-    count.add_argument('--labeled', type=int, metavar='N', help='Number of labelled training cases.')
+    count.add_argument('--labeled', type=int, metavar='N', help='Number of labelled training cases (groups with '
+                                                                '--group).')
     count.add_argument('--labeled_fraction', type=float, metavar='F',
-                       help='Fraction of the non-test cases to keep labelled: N = round(F * (cases - M)), at least 1.')
-    parser.add_argument('--test', required=True, type=int, metavar='M', help='Number of held-out test cases.')
+                       help='Fraction of the non-test cases (groups) to keep labelled: N = round(F * (cases - M)), at '
+                            'least 1.')
+    parser.add_argument('--test', required=True, type=int, metavar='M',
+                        help='Number of held-out test cases (groups with --group).')
+    parser.add_argument('--group', default=None, metavar='REGEX',
+                        help=f'Keep the cases whose ids share the first capturing group of this regular expression on '
+                             f'one side of the split, e.g. {GROUP_EXAMPLE} for patientNNN_frameMM; --labeled, '
+                             f'--labeled_fraction and --test then count groups. Default: every case on its own, '
+                             f'which leaks test anatomy into training when a patient has several scans.')
     parser.add_argument('--seed', type=int, default=DEFAULT_SEED,
                         help=f'Seed of the split (numpy default_rng). Default: {DEFAULT_SEED}.')
     parser.add_argument('--link', action='store_true',
@@ -285,12 +262,15 @@ def make_ssl_dataset_entry() -> None:
     args = parser.parse_args()
     try:
         folder = make_ssl_dataset(args.d, args.o, args.test, args.labeled, args.labeled_fraction, args.seed,
-                                  args.link, args.name)
+                                  args.link, args.name, args.group)
     except SslSplitError as e:
         parser.exit(EXIT_STATUS_BAD_INPUT, f'{COMMAND}: error: {e}\n')
     record = load_json(join(folder, SPLIT_RECORD_FILE_NAME))
+    groups = '' if args.group is None else \
+        f' in {len(record["labeled_groups"])}, {len(record["unlabeled_groups"])} and {len(record["test_groups"])} ' \
+        f'group(s)'
     print(f'Wrote {folder}: {record["num_labeled"]} labelled, {record["num_unlabeled"]} unlabelled and '
-          f'{record["num_test"]} test case(s) (seed {args.seed}).')
+          f'{record["num_test"]} test case(s){groups} (seed {args.seed}).')
 
 
 if __name__ == '__main__':

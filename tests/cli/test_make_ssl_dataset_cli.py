@@ -5,7 +5,8 @@ import pytest
 
 from helpers.nnunet_folders import console_script_command, run_console_script
 from helpers.ssl_source import CASE_IDS, NEW_ID, NEW_NAME, NUM_CASES, SOURCE_ID, SOURCE_NAME, file_names
-from nnunetv2_dtc.dataset_conversion.make_ssl_dataset import SPLIT_RECORD_FILE_NAME, SslSplit, draw_split
+from nnunetv2_dtc.dataset_conversion.make_ssl_dataset import SPLIT_RECORD_FILE_NAME
+from nnunetv2_dtc.dataset_conversion.split import SslSplit, draw_split
 
 COMMAND = console_script_command('nnUNetv2_dtc_make_ssl_dataset', 'nnunetv2_dtc.dataset_conversion.make_ssl_dataset')
 

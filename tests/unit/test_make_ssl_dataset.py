@@ -11,8 +11,9 @@ import pytest
 
 from helpers.ssl_source import NEW_ID, SOURCE_ID, SOURCE_NAME, file_names
 from nnunetv2_dtc.dataset_conversion import make_ssl_dataset as ssl_split_module
-from nnunetv2_dtc.dataset_conversion.make_ssl_dataset import SPLIT_RECORD_FILE_NAME, SslSplitError, draw_split, \
-    make_ssl_dataset, make_ssl_dataset_entry, num_labeled_from_fraction
+from nnunetv2_dtc.dataset_conversion.make_ssl_dataset import SPLIT_RECORD_FILE_NAME, make_ssl_dataset, \
+    make_ssl_dataset_entry
+from nnunetv2_dtc.dataset_conversion.split import SslSplitError, draw_split, num_labeled_from_fraction
 
 
 def test_command_refusal_exits_with_status_2_and_no_traceback(nnunet_env, source, monkeypatch, capsys):
