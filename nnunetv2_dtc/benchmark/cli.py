@@ -12,7 +12,7 @@ from nnunetv2_dtc.benchmark.metrics import MetricsInputError
 from nnunetv2_dtc.benchmark.pipeline import run_benchmark
 from nnunetv2_dtc.benchmark.plans import DEFAULT_FEATURES_DIVISOR, MIN_FEATURES_PER_STAGE, BenchmarkPlansError
 from nnunetv2_dtc.benchmark.settings import DEFAULT_EPOCHS, DEFAULT_ITERATIONS_PER_EPOCH, DEFAULT_SEEDS, \
-    DEFAULT_TRAINERS, DEFAULT_VAL_ITERATIONS_PER_EPOCH, METHODS, BenchmarkSettings, BenchmarkSettingsError
+    DEFAULT_TRAINERS, DEFAULT_VAL_ITERATIONS_PER_EPOCH, SELECTABLE_METHODS, BenchmarkSettings, BenchmarkSettingsError
 from nnunetv2_dtc.benchmark.statistics import PairedStatisticsError
 from nnunetv2_dtc.benchmark.training import BenchmarkRunConflict
 from nnunetv2_dtc.unlabeled_handling.errors import UnlabeledDataError
@@ -26,8 +26,9 @@ DEFAULT_DEVICE = 'cuda' if torch.cuda.is_available() else 'cpu'
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=COMMAND,
-        description='Trains vanilla nnU-Net (labelled cases only), nnUNetTrainerDTC (labelled + unlabelled) and '
-                    'nnUNetTrainerDTC_LabeledOnly (ablation) with the same plans, data and schedule on fold all, '
+        description='Trains vanilla nnU-Net (labelled cases only), nnUNetTrainerDTC (labelled + unlabelled), '
+                    'nnUNetTrainerDTC_LabeledOnly (ablation) and nnU-Net\'s pseudo-label recipe with the same plans, '
+                    'data and schedule on fold all, '
                     'predicts the held-out test cases (imagesTs) with each final checkpoint and compares them on '
                     'labelsTs: benchmark.json, benchmark.md and plots in --out. Rerun the same command to resume: '
                     'finished trainings, predictions and metrics are reused.')
@@ -37,8 +38,20 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument('-p', default=DEFAULT_PLANS_IDENTIFIER, metavar='PLANS',
                         help=f'Plans identifier. Default: {DEFAULT_PLANS_IDENTIFIER} (planned and preprocessed when '
                              f'missing).')
-    parser.add_argument('--trainers', nargs='+', default=list(DEFAULT_TRAINERS), choices=list(METHODS),
-                        metavar='TRAINER', help=f'Methods to compare. Default: {" ".join(DEFAULT_TRAINERS)}.')
+    parser.add_argument('--trainers', nargs='+', default=list(DEFAULT_TRAINERS), choices=list(SELECTABLE_METHODS),
+                        metavar='METHOD',
+                        help=f'Methods to compare: {", ".join(SELECTABLE_METHODS)}. pseudo_label: nnU-Net\'s own model '
+                             f'predicts the unlabelled images and nnU-Net trains again on all (needs nnUNetTrainer); '
+                             f'dtc_pseudo_label: the same with DTC\'s predictions (needs nnUNetTrainerDTC). Default: '
+                             f'{" ".join(DEFAULT_TRAINERS)}.')
+    parser.add_argument('--upper_bound', action='store_true',
+                        help='Also train nnU-Net on the labelled plus the unlabelled cases with their true labels (a '
+                             'dataset made by nnUNetv2_dtc_make_ssl_dataset whose source is still there), and report '
+                             'the share of the gap to it each method closes.')
+    parser.add_argument('--derived_dataset_id', type=int, default=None, metavar='ID',
+                        help='First dataset ID for the datasets the benchmark derives (pseudo-labels, upper bound), '
+                             'which take it and the next ones; they must be free. Default: the first free IDs after '
+                             'the dataset\'s. A rerun finds them by name.')
     parser.add_argument('--epochs', type=int, default=DEFAULT_EPOCHS, help=f'Default: {DEFAULT_EPOCHS} (nnU-Net\'s).')
     parser.add_argument('--iterations_per_epoch', type=int, default=DEFAULT_ITERATIONS_PER_EPOCH,
                         help=f'Default: {DEFAULT_ITERATIONS_PER_EPOCH} (nnU-Net\'s).')
@@ -69,7 +82,8 @@ def benchmark_entry() -> None:
         dataset=args.d, configuration=args.c, plans_identifier=args.p, trainers=tuple(args.trainers),
         epochs=args.epochs, iterations_per_epoch=args.iterations_per_epoch,
         val_iterations_per_epoch=args.val_iterations, seeds=tuple(args.seeds), device=args.device,
-        cpu_mode=args.cpu_mode, features_divisor=args.features_divisor, num_processes=args.np, out=args.out or '')
+        cpu_mode=args.cpu_mode, features_divisor=args.features_divisor, num_processes=args.np, out=args.out or '',
+        upper_bound=args.upper_bound, derived_dataset_id=args.derived_dataset_id)
     try:
         run_benchmark(settings)
     except (BenchmarkSettingsError, BenchmarkDataError, BenchmarkPlansError, UnlabeledDataError) as e:

@@ -10,7 +10,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from nnunetv2_dtc.benchmark.metrics import ASD_MM, DICE, HD95_MM, IOU, METRIC_NAMES, STD_DDOF, summarize
-from nnunetv2_dtc.benchmark.settings import METHODS, VANILLA_TRAINER
+from nnunetv2_dtc.benchmark.settings import METHODS, UPPER_BOUND, VANILLA_TRAINER
 from nnunetv2_dtc.benchmark.statistics import compare_folder_metrics
 from nnunetv2_dtc.benchmark.training import BenchmarkRun
 
@@ -51,6 +51,7 @@ def run_row(run: BenchmarkRun, result: dict, comparison: Optional[dict], info: d
     """One table row: mean/std over the test cases of each metric (foreground and per class), the comparison with
     vanilla (None for vanilla itself), time per epoch and parameters."""
     return {'method': run.method, 'method_name': METHODS[run.method].name, 'seed': run.seed, 'trainer': run.trainer,
+            'key': run.key,
             'n_cases': len(result['metric_per_case']),
             'metrics': {metric: summarize(case_values(result, FOREGROUND, metric)) for metric in METRIC_NAMES},
             'per_class': {key: {metric: summarize(case_values(result, key, metric)) for metric in METRIC_NAMES}
@@ -88,7 +89,7 @@ def summarize_postprocessing(runs: Sequence[BenchmarkRun], results: Dict[str, di
     several seeds), 'comparisons': {name: compare_folder_metrics result against vanilla}} for the folder_metrics
     results (by trainer) of one post-processing."""
     extended = {trainer: with_foreground(result) for trainer, result in results.items()}
-    vanilla = {run.seed: run.trainer for run in runs if run.method == VANILLA_TRAINER}
+    vanilla = {run.seed: run.key for run in runs if run.method == VANILLA_TRAINER}
     methods = list(dict.fromkeys(run.method for run in runs))
     seeds = list(dict.fromkeys(run.seed for run in runs))
     rows, comparisons = [], {}
@@ -98,24 +99,57 @@ def summarize_postprocessing(runs: Sequence[BenchmarkRun], results: Dict[str, di
         for run in method_runs:
             comparison = None
             if method != VANILLA_TRAINER and run.seed in vanilla:
-                comparison = comparisons[run.trainer] = compare_folder_metrics(extended[run.trainer],
+                comparison = comparisons[run.key] = compare_folder_metrics(extended[run.key],
                                                                                extended[vanilla[run.seed]])
-            method_rows.append(run_row(run, extended[run.trainer], comparison, infos[run.trainer]))
+            method_rows.append(run_row(run, extended[run.key], comparison, infos[run.key]))
         rows += method_rows
         if len(seeds) > 1:
             comparison = None
             if method != VANILLA_TRAINER and vanilla:
                 comparison = comparisons[f'{method} ({SEED_SUMMARY})'] = compare_folder_metrics(
-                    seed_average([extended[run.trainer] for run in method_runs]),
+                    seed_average([extended[run.key] for run in method_runs]),
                     seed_average([extended[vanilla[run.seed]] for run in method_runs]))
-            rows.append(seed_summary_row(method, method_rows, comparison, [infos[r.trainer] for r in method_runs]))
+            rows.append(seed_summary_row(method, method_rows, comparison, [infos[r.key] for r in method_runs]))
+    add_gap_closed(rows)
     return {'rows': rows, 'comparisons': comparisons}
+
+
+def gap_closed(value: Optional[float], vanilla: Optional[float], upper_bound: Optional[float]) -> Optional[float]:
+    """The share of the gap to the upper bound a method closes: (method - vanilla) / (upper bound - vanilla); None
+    when a value is missing or the upper bound equals vanilla. The same formula serves metrics where lower is
+    better (HD95, ASD): both differences change sign together."""
+    if value is None or vanilla is None or upper_bound is None or upper_bound == vanilla:
+        return None
+    return (value - vanilla) / (upper_bound - vanilla)
+
+
+def add_gap_closed(rows: List[dict]) -> None:
+    """Adds 'gap_closed' to every row: {metric: share} per seed, from the test means of the method, vanilla and the
+    upper bound with that seed; {metric: summarize(shares over seeds)} in a seed summary; None for vanilla, the upper
+    bound itself, or without an upper bound."""
+    per_seed = {(row['method'], row['seed']): row for row in rows if row['seed'] != SEED_SUMMARY}
+    for row in rows:
+        row['gap_closed'] = None
+    for row in rows:
+        if row['method'] in (VANILLA_TRAINER, UPPER_BOUND):
+            continue
+        if row['seed'] != SEED_SUMMARY:
+            vanilla, upper = per_seed.get((VANILLA_TRAINER, row['seed'])), per_seed.get((UPPER_BOUND, row['seed']))
+            if vanilla is not None and upper is not None:
+                row['gap_closed'] = {metric: gap_closed(row['metrics'][metric]['mean'],
+                                                        vanilla['metrics'][metric]['mean'],
+                                                        upper['metrics'][metric]['mean']) for metric in METRIC_NAMES}
+        else:
+            shares = [per_seed[(row['method'], seed)]['gap_closed'] for seed in row['seeds']]
+            if all(share is not None for share in shares):
+                row['gap_closed'] = {metric: summarize([share[metric] for share in shares])
+                                     for metric in METRIC_NAMES}
 
 
 def method_case_values(runs: Sequence[BenchmarkRun], results: Dict[str, dict], metric: str) -> Dict[str, dict]:
     """{method: {case id: foreground value averaged over the method's seeds}} for the plots."""
     values = {}
     for method in dict.fromkeys(run.method for run in runs):
-        averaged = seed_average([with_foreground(results[run.trainer]) for run in runs if run.method == method])
+        averaged = seed_average([with_foreground(results[run.key]) for run in runs if run.method == method])
         values[method] = {case['case_id']: case['metrics'][FOREGROUND][metric] for case in averaged['metric_per_case']}
     return values

@@ -35,14 +35,15 @@ class BenchmarkDataset:
     file_ending: str
     labeled_cases: List[str]
     test_cases: List[str]
+    test_raw_folder: Optional[str] = None  # where imagesTs/labelsTs are, when not in raw_folder (derived datasets)
 
     @property
     def test_images(self) -> str:
-        return join(self.raw_folder, TEST_IMAGES_FOLDER)
+        return join(self.test_raw_folder or self.raw_folder, TEST_IMAGES_FOLDER)
 
     @property
     def test_labels(self) -> str:
-        return join(self.raw_folder, TEST_LABELS_FOLDER)
+        return join(self.test_raw_folder or self.raw_folder, TEST_LABELS_FOLDER)
 
     def plans_file(self, plans_identifier: str) -> str:
         return plans_file(self.name, plans_identifier)

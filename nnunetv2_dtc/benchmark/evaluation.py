@@ -20,7 +20,7 @@ def evaluate(run: BenchmarkRun, prediction: dict, dataset: BenchmarkDataset, met
     steps.start(f'metrics of {run.label} (as predicted, and largest connected component)')
     results = {}
     for postprocessing in POSTPROCESSINGS:
-        file = join(metrics_root, f'{run.trainer}__{postprocessing}.json')
+        file = join(metrics_root, f'{run.key}__{postprocessing}.json')
         stored = read_json_or_none(file)
         if stored is not None and stored['source'] == prediction['source']:
             steps.note(f'reused: {file}')

@@ -18,15 +18,20 @@ from nnunetv2_dtc.benchmark.commands import BenchmarkSteps
 from nnunetv2_dtc.benchmark.comparison import summarize_postprocessing
 from nnunetv2_dtc.benchmark.data import BenchmarkDataError, BenchmarkDataset, find_benchmark_dataset, \
     missing_preprocessing, preprocessing_command
+from nnunetv2_dtc.benchmark.derived_data import plan_training_datasets, prepare_derived_dataset, \
+    upper_bound_labels
 from nnunetv2_dtc.benchmark.evaluation import POSTPROCESSINGS, evaluate
+from nnunetv2_dtc.benchmark.metrics import NO_POSTPROCESSING
 from nnunetv2_dtc.benchmark.model_info import model_info
 from nnunetv2_dtc.benchmark.plans import add_cpu_configuration
 from nnunetv2_dtc.benchmark.plots import CURVES_PNG, FIGURE_DESCRIPTIONS, HD95_PNG, PAIRED_DICE_PNG, hd95_figure, \
     paired_dice_figure, training_curves_figure
-from nnunetv2_dtc.benchmark.prediction import predict
+from nnunetv2_dtc.benchmark.overlays import overlay_gallery
+from nnunetv2_dtc.benchmark.prediction import predict, predict_unlabeled
 from nnunetv2_dtc.benchmark.report import benchmark_markdown
-from nnunetv2_dtc.benchmark.settings import METHODS, BenchmarkSettings
+from nnunetv2_dtc.benchmark.settings import METHODS, PSEUDO_LABELS, SOURCE_DATA, TRUE_LABELS, BenchmarkSettings
 from nnunetv2_dtc.benchmark.training import BenchmarkRun, plan_runs, train, training_settings
+from nnunetv2_dtc.dataset_conversion.make_ssl_dataset import SPLIT_RECORD_FILE_NAME
 from nnunetv2_dtc.trainer_dir import EXT_TRAINER_VARIABLE, environment_with_trainers
 from nnunetv2_dtc.unlabeled_handling.errors import UnlabeledDataError
 from nnunetv2_dtc.unlabeled_handling.folders import UNLABELED_IMAGES_FOLDER_NAME
@@ -36,6 +41,10 @@ from nnunetv2_dtc.utilities.files import write_json_atomic, write_text_atomic
 REPORT_JSON, REPORT_MD = 'benchmark.json', 'benchmark.md'
 REPORT_FORMAT = 'nnunetv2_dtc benchmark, version 1'
 STEPS_PER_RUN = 3  # train, predict, metrics
+# before a derived run trains: predicting the pseudo-labels and making the dataset, or making the dataset
+EXTRA_STEPS = {SOURCE_DATA: 0, PSEUDO_LABELS: 2, TRUE_LABELS: 1}
+OVERLAY_DESCRIPTION = ('seed {seed}: the test cases where DTC gains most over nnU-Net, the median one and where it '
+                       'loses most, reference and predictions as contours')
 UNLABELED_SUMMARY_LINE = 'unlabelled case(s) in'  # the line nnUNetv2_dtc_preprocess_unlabeled prints first
 
 
@@ -46,13 +55,17 @@ def default_out(dataset_name: str, configuration: str) -> str:
 def run_benchmark(settings: BenchmarkSettings) -> dict:
     """Runs (or reuses) everything and writes the report; returns the content of benchmark.json."""
     settings.checked()
-    dataset = find_benchmark_dataset(settings.dataset, settings.uses_unlabeled_data)
+    dataset = find_benchmark_dataset(settings.dataset, settings.uses_unlabeled_images)
     out = os.path.abspath(settings.out or default_out(dataset.name, settings.configuration))
     trainers_folder = join(out, 'trainers')  # holds only generated trainer modules (nnUNet_extTrainer imports all)
     environment = environment_with_trainers({**os.environ, 'PYTHONUNBUFFERED': '1'}, trainers_folder)
-    num_runs = len(settings.trainers) * len(settings.seeds)
-    steps = BenchmarkSteps(1 + settings.cpu_mode + settings.uses_unlabeled_data + STEPS_PER_RUN * num_runs + 1,
-                           environment, join(out, 'logs'))
+    raw_unlabeled = _raw_unlabeled_cases(dataset)
+    true_labels = upper_bound_labels(dataset, raw_unlabeled) if settings.upper_bound else None
+    training_datasets = plan_training_datasets(settings, dataset)
+    num_runs = len(settings.methods) * len(settings.seeds)
+    num_derived_steps = sum(EXTRA_STEPS[METHODS[m].training_data] for m in settings.methods) * len(settings.seeds)
+    steps = BenchmarkSteps(1 + settings.cpu_mode + settings.uses_unlabeled_data + STEPS_PER_RUN * num_runs +
+                           num_derived_steps + 1, environment, join(out, 'logs'))
     print(f'nnUNetv2_dtc_benchmark: {dataset.name}, {len(dataset.labeled_cases)} labelled and '
           f'{len(dataset.test_cases)} test case(s); {num_runs} training(s); output in {out}', flush=True)
 
@@ -64,27 +77,49 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
     unlabeled_cases = _prepare_unlabeled_data(dataset, settings, configuration, steps) \
         if settings.uses_unlabeled_data else None
 
-    runs = plan_runs(settings, dataset, configuration, trainers_folder)
+    runs = plan_runs(settings, training_datasets, configuration, trainers_folder)
     records, metrics = {}, {post: {} for post in POSTPROCESSINGS}
+    derived_datasets = {}
     for run in runs:
-        expected = training_settings(run, settings, dataset, configuration, unlabeled_cases)
-        records[run.trainer] = train(run, expected, settings, dataset, configuration, steps)
-        records[run.trainer]['prediction'] = predict(run, settings, dataset, configuration, join(out, 'predictions'),
-                                                     steps)
-        for post, result in evaluate(run, records[run.trainer]['prediction'], dataset, join(out, 'metrics'),
+        method = METHODS[run.method]
+        training_dataset, pseudo_labels = dataset, None
+        if method.training_data == PSEUDO_LABELS:
+            teacher = next(r for r in runs if r.method == method.teacher and r.seed == run.seed)
+            pseudo_labels = predict_unlabeled(teacher, settings, dataset, raw_unlabeled, configuration,
+                                              join(out, 'pseudo_labels'), steps)
+            labels = {case: join(pseudo_labels['folder'], case + dataset.file_ending) for case in raw_unlabeled}
+            training_dataset = prepare_derived_dataset(run.method, run.dataset_id, run.dataset_name, dataset,
+                                                       raw_unlabeled, labels, pseudo_labels['source'], settings,
+                                                       configuration, steps)
+        elif method.training_data == TRUE_LABELS:
+            split_file = join(dataset.raw_folder, SPLIT_RECORD_FILE_NAME)
+            training_dataset = prepare_derived_dataset(run.method, run.dataset_id, run.dataset_name, dataset,
+                                                       raw_unlabeled, true_labels, {'split_file': split_file},
+                                                       settings, configuration, steps)
+        derived_datasets[run.key] = training_dataset.name
+        expected = training_settings(run, settings, training_dataset, configuration, unlabeled_cases,
+                                     None if pseudo_labels is None else pseudo_labels['source'])
+        records[run.key] = train(run, expected, settings, training_dataset, configuration, steps)
+        records[run.key]['prediction'] = predict(run, settings, dataset, configuration, join(out, 'predictions'),
+                                                 steps)
+        for post, result in evaluate(run, records[run.key]['prediction'], dataset, join(out, 'metrics'),
                                      settings.num_processes, steps).items():
-            metrics[post][run.trainer] = result
+            metrics[post][run.key] = result
 
     steps.start(f'report: {join(out, REPORT_MD)}')
-    infos = {run.trainer: model_info(run) for run in runs}
+    infos = {run.key: model_info(run) for run in runs}
+    overlays = [overlay_gallery(seed, [r for r in runs if r.seed == seed], metrics[NO_POSTPROCESSING],
+                                {key: record['prediction']['folder'] for key, record in records.items()}, dataset,
+                                out) for seed in settings.seeds]
     report = _report(settings, out, dataset, configuration, cpu_mode, unlabeled_cases, runs, records, metrics, infos,
-                     steps)
+                     steps, derived_datasets, overlays)
     paired_dice_figure(runs, metrics, join(out, PAIRED_DICE_PNG))
     hd95_figure(runs, metrics, join(out, HD95_PNG))
     training_curves_figure(runs, infos, join(out, CURVES_PNG))
     write_json_atomic(join(out, REPORT_JSON), report)
     write_text_atomic(join(out, REPORT_MD), benchmark_markdown(report))
-    steps.note(f'written: {REPORT_JSON}, {REPORT_MD}, {PAIRED_DICE_PNG}, {HD95_PNG}, {CURVES_PNG} in {out}')
+    steps.note(f'written: {REPORT_JSON}, {REPORT_MD}, {PAIRED_DICE_PNG}, {HD95_PNG}, {CURVES_PNG}, '
+               f'{", ".join(o["file"] for o in overlays)} in {out}')
     return report
 
 
@@ -171,8 +206,9 @@ def _versions() -> Dict[str, Optional[str]]:
 
 def _report(settings: BenchmarkSettings, out: str, dataset: BenchmarkDataset, configuration: str, cpu_mode: dict,
             unlabeled_cases: Optional[List[str]], runs: List[BenchmarkRun], records: Dict[str, dict],
-            metrics: Dict[str, Dict[str, dict]], infos: Dict[str, dict], steps: BenchmarkSteps) -> dict:
-    first = metrics[POSTPROCESSINGS[0]][runs[0].trainer]
+            metrics: Dict[str, Dict[str, dict]], infos: Dict[str, dict], steps: BenchmarkSteps,
+            derived_datasets: Dict[str, str], overlays: List[dict]) -> dict:
+    first = metrics[POSTPROCESSINGS[0]][runs[0].key]
     return {
         'format': REPORT_FORMAT,
         'created': time.strftime('%Y-%m-%dT%H:%M:%S'),
@@ -192,13 +228,15 @@ def _report(settings: BenchmarkSettings, out: str, dataset: BenchmarkDataset, co
                         'nnUNet_results': nnUNet_results.get(), 'versions': _versions()},
         'commands': steps.commands,
         'runs': [{'method': run.method, 'method_name': METHODS[run.method].name, 'seed': run.seed,
-                  'trainer': run.trainer, 'model_folder': run.model_folder, 'checkpoint': run.checkpoint,
-                  'training': records[run.trainer]['training'], 'device': records[run.trainer]['device'],
-                  'prediction_folder': records[run.trainer]['prediction']['folder'],
-                  'epoch_seconds': infos[run.trainer]['epoch_seconds'],
-                  'parameters': infos[run.trainer]['parameters'], 'curves': infos[run.trainer]['curves']}
+                  'trainer': run.trainer, 'key': run.key, 'training_dataset': derived_datasets[run.key],
+                  'model_folder': run.model_folder, 'checkpoint': run.checkpoint,
+                  'training': records[run.key]['training'], 'device': records[run.key]['device'],
+                  'prediction_folder': records[run.key]['prediction']['folder'],
+                  'epoch_seconds': infos[run.key]['epoch_seconds'],
+                  'parameters': infos[run.key]['parameters'], 'curves': infos[run.key]['curves']}
                  for run in runs],
         'results': {post: {**summarize_postprocessing(runs, by_trainer, infos), 'per_case': by_trainer}
                     for post, by_trainer in metrics.items()},
-        'figures': dict(FIGURE_DESCRIPTIONS),
+        'overlays': overlays,
+        'figures': {**FIGURE_DESCRIPTIONS, **{o['file']: OVERLAY_DESCRIPTION.format(seed=o['seed']) for o in overlays}},
     }

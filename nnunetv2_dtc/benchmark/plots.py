@@ -69,7 +69,7 @@ def training_curves_figure(runs: Sequence[BenchmarkRun], infos: Dict[str, dict],
     for ax in axes.flat[len(runs):]:
         ax.axis('off')
     for ax, run in zip(axes.flat, runs):
-        curves = infos[run.trainer]['curves']
+        curves = infos[run.key]['curves']
         for key, values in curves.items():
             if key != WEIGHT_KEY:
                 ax.plot(range(len(values)), values, marker='.', label=key)

@@ -14,6 +14,13 @@ P_VALUE_DECIMALS = 4
 MISSING = '–'
 TABLE_TITLES = {NO_POSTPROCESSING: 'Test set, as predicted',
                 LARGEST_COMPONENT: 'Test set, largest connected component per class (post-processed)'}
+GAP_EXPLANATION = ('(method − nnU-Net) / (upper bound − nnU-Net) of the test means, with nnU-Net and the upper bound '
+                   'of the same seed: 0 % is vanilla nnU-Net, 100 % the upper bound (nnU-Net trained with the true '
+                   'labels of the unlabelled images too). Seed summaries: mean ± std over seeds. For HD95 and ASD '
+                   'the same formula (lower is better on both sides).')
+OVERLAY_EXPLANATION = ('Per seed, the test cases where DTC gains most over nnU-Net (per-case foreground Dice), the '
+                       'median case and where it loses most, at the slice with the largest reference area: the image '
+                       'in grey, the reference and each method\'s prediction as contours, one colour per class.')
 MAIN_COLUMNS = ['Method', 'Seed', *METRIC_HEADERS.values(), 'p (Dice) vs nnU-Net', 'W/L/T (Dice)', 'Time/epoch (s)',
                 'Parameters']
 
@@ -71,6 +78,21 @@ def difference_table(rows: List[dict]) -> List[str]:
                   cells)
 
 
+def gap_table(rows: List[dict]) -> List[str]:
+    cells = []
+    for row in rows:
+        gaps = row.get('gap_closed')
+        if not gaps:
+            continue
+        if 'seeds' in row:
+            values = [MISSING if gaps[m]['mean'] is None else
+                      f'{100 * gaps[m]["mean"]:.0f} ± {100 * gaps[m]["std"]:.0f} %' for m in TABLE_METRICS]
+        else:
+            values = [MISSING if gaps[m] is None else f'{100 * gaps[m]:.0f} %' for m in TABLE_METRICS]
+        cells.append([row['method_name'], str(row['seed']), *values])
+    return _table(['Method', 'Seed', *METRIC_HEADERS.values()], cells)
+
+
 def class_table(rows: List[dict], class_names: dict) -> List[str]:
     cells = [[row['method_name'], str(row['seed']), class_names.get(key, key),
               *[mean_std(per_class[m], DECIMALS[m], _counted_cases(row)) for m in TABLE_METRICS]]
@@ -96,7 +118,8 @@ def benchmark_markdown(report: dict) -> str:
               f'- Schedule: {s["epochs"]} epoch(s) x {s["iterations_per_epoch"]} iterations '
               f'({s["val_iterations_per_epoch"]} validation iteration(s) per epoch), seed(s) {s["seeds"]}, '
               f'device {s["device"]}',
-              '- Methods: ' + '; '.join(f'{METHODS[t].name} = `{t}`' for t in s['trainers']), '',
+              '- Methods: ' + '; '.join(f'{METHODS[m].name} = `{m}`'
+                                        for m in dict.fromkeys(run['method'] for run in report['runs'])), '',
               f'Values: mean ± std over the test cases of each case\'s mean over the foreground classes '
               f'({", ".join(report["class_names"].values())}); "(n=K)": only K cases had a defined distance (an empty '
               f'prediction or reference has none). p: two-sided Wilcoxon signed-rank test of the per-case Dice '
@@ -115,6 +138,19 @@ def benchmark_markdown(report: dict) -> str:
         if any(row['vs_vanilla'] for row in rows):
             lines += ['', f'## Paired differences against nnU-Net ({TABLE_TITLES[postprocessing].lower()})', '',
                       *difference_table(rows)]
+    for postprocessing in (NO_POSTPROCESSING, LARGEST_COMPONENT):
+        rows = report['results'][postprocessing]['rows']
+        if any(row.get('gap_closed') for row in rows):
+            lines += ['', f'## Share of the gap to the upper bound closed ({TABLE_TITLES[postprocessing].lower()})',
+                      '', GAP_EXPLANATION, '', *gap_table(rows)]
+    if report.get('overlays'):
+        lines += ['', '## Overlays', '', OVERLAY_EXPLANATION]
+        for overlay in report['overlays']:
+            lines += ['', f'![seed {overlay["seed"]}]({overlay["file"]})', '',
+                      *_table(['Seed', 'Case', 'Role', 'Slice', *[f'Dice {key}' for key in overlay['cases'][0]['dice']]]
+                              if overlay['cases'] else ['Seed'],
+                              [[str(overlay['seed']), c['case'], c['role'], str(c['slice']),
+                                *[f'{v:.4f}' for v in c['dice'].values()]] for c in overlay['cases']])]
     if len(report['class_names']) > 1:
         for postprocessing in (NO_POSTPROCESSING, LARGEST_COMPONENT):
             lines += ['', f'## Per class ({TABLE_TITLES[postprocessing].lower()})', '',

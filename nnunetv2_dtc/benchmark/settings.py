@@ -2,33 +2,62 @@
 import dataclasses
 import importlib
 from dataclasses import dataclass
-from typing import NamedTuple, Tuple
+from typing import NamedTuple, Optional, Tuple
 
 from nnunetv2_dtc.benchmark.plans import DEFAULT_FEATURES_DIVISOR
-from nnunetv2_dtc.utilities.nnunet_paths import DEFAULT_PLANS_IDENTIFIER
+from nnunetv2_dtc.utilities.nnunet_paths import DEFAULT_PLANS_IDENTIFIER, MAX_DATASET_ID
+
+
+# what a method trains on: the benchmark's dataset, a derived one with pseudo-labels for the unlabelled images, or a
+# derived one with their true labels (the upper bound)
+SOURCE_DATA, PSEUDO_LABELS, TRUE_LABELS = 'source', 'pseudo_labels', 'true_labels'
 
 
 class Method(NamedTuple):
     name: str  # in the tables and plots
-    uses_unlabeled_data: bool
-    trainer_module: str  # where the trainer class (named like the method) lives
+    trainer: str  # the trainer class (the benchmark's generated trainers subclass it)
+    trainer_module: str  # where it lives
+    trains_on_unlabeled_images: bool = False  # reads the preprocessed unlabelled images during training (DTC)
+    training_data: str = SOURCE_DATA
+    teacher: Optional[str] = None  # PSEUDO_LABELS: the method whose predictions of the unlabelled images are used
+
+    @property
+    def uses_unlabeled_images(self) -> bool:
+        return self.trains_on_unlabeled_images or self.training_data != SOURCE_DATA
 
 
 VANILLA_TRAINER = 'nnUNetTrainer'
 DTC_TRAINER = 'nnUNetTrainerDTC'
 LABELED_ONLY_TRAINER = 'nnUNetTrainerDTC_LabeledOnly'
-DEFAULT_TRAINERS = (VANILLA_TRAINER, DTC_TRAINER, LABELED_ONLY_TRAINER)
+PSEUDO_LABEL = 'pseudo_label'
+DTC_PSEUDO_LABEL = 'dtc_pseudo_label'
+UPPER_BOUND = 'upper_bound'
+_VANILLA_MODULE = 'nnunetv2.training.nnUNetTrainer.nnUNetTrainer'
+# in the order they are trained for a seed (a teacher before its students) and shown
 METHODS = {
-    VANILLA_TRAINER: Method('nnU-Net (labelled only)', False, 'nnunetv2.training.nnUNetTrainer.nnUNetTrainer'),
-    DTC_TRAINER: Method('DTC (labelled + unlabelled)', True, 'nnunetv2_dtc.trainers.nnUNetTrainerDTC'),
-    LABELED_ONLY_TRAINER: Method('DTC losses, labelled only (ablation)', False,
+    VANILLA_TRAINER: Method('nnU-Net (labelled only)', VANILLA_TRAINER, _VANILLA_MODULE),
+    DTC_TRAINER: Method('DTC (labelled + unlabelled)', DTC_TRAINER, 'nnunetv2_dtc.trainers.nnUNetTrainerDTC',
+                        trains_on_unlabeled_images=True),
+    LABELED_ONLY_TRAINER: Method('DTC losses, labelled only (ablation)', LABELED_ONLY_TRAINER,
                                  'nnunetv2_dtc.trainers.nnUNetTrainerDTC_LabeledOnly'),
+    # nnU-Net's maintainers' recipe for unlabelled data (MIC-DKFZ/nnUNet #2233, #2338): train on the labelled cases,
+    # predict the unlabelled ones, train again on both
+    PSEUDO_LABEL: Method('nnU-Net + pseudo-labels (self-training)', VANILLA_TRAINER, _VANILLA_MODULE,
+                         training_data=PSEUDO_LABELS, teacher=VANILLA_TRAINER),
+    DTC_PSEUDO_LABEL: Method('nnU-Net + DTC\'s pseudo-labels', VANILLA_TRAINER, _VANILLA_MODULE,
+                             training_data=PSEUDO_LABELS, teacher=DTC_TRAINER),
+    UPPER_BOUND: Method('nnU-Net, all labelled (upper bound)', VANILLA_TRAINER, _VANILLA_MODULE,
+                        training_data=TRUE_LABELS),
 }
+DEFAULT_TRAINERS = (VANILLA_TRAINER, DTC_TRAINER, LABELED_ONLY_TRAINER, PSEUDO_LABEL)
+SELECTABLE_METHODS = tuple(m for m in METHODS if m != UPPER_BOUND)  # the upper bound has its own option
 
 
 def trainer_class(method: str) -> type:
     """The trainer class a method trains (and the benchmark's generated trainers subclass)."""
-    return getattr(importlib.import_module(METHODS[method].trainer_module), method)
+    return getattr(importlib.import_module(METHODS[method].trainer_module), METHODS[method].trainer)
+
+
 FOLD = 'all'  # every labelled case trains; the test cases (imagesTs/labelsTs) are the only ones scored
 CHECKPOINT = 'checkpoint_final.pth'  # every method is scored with its last weights, never a selected "best"
 # nnU-Net's defaults (nnUNetTrainer: 1000 epochs of 250 iterations, 50 validation iterations)
@@ -57,12 +86,22 @@ class BenchmarkSettings:
     features_divisor: int = DEFAULT_FEATURES_DIVISOR
     num_processes: int = 1
     out: str = ''
+    upper_bound: bool = False
+    derived_dataset_id: Optional[int] = None  # the first ID for derived datasets; None: the first free ones
 
     def checked(self) -> 'BenchmarkSettings':
-        unknown = [t for t in self.trainers if t not in METHODS]
+        unknown = [t for t in self.trainers if t not in SELECTABLE_METHODS]
         if unknown:
-            raise BenchmarkSettingsError(f'--trainers: unknown trainer(s) {unknown}. Choose from '
-                                         f'{list(METHODS)}.')
+            raise BenchmarkSettingsError(f'--trainers: unknown method(s) {unknown}. Choose from '
+                                         f'{list(SELECTABLE_METHODS)} (the upper bound: --upper_bound).')
+        missing_teachers = [f'{t} needs {METHODS[t].teacher}' for t in self.trainers
+                            if METHODS[t].teacher is not None and METHODS[t].teacher not in self.trainers]
+        if missing_teachers:
+            raise BenchmarkSettingsError(f'--trainers: {"; ".join(missing_teachers)} (its predictions of the '
+                                         f'unlabelled images are the pseudo-labels): add it to --trainers.')
+        if self.derived_dataset_id is not None and not 1 <= self.derived_dataset_id <= MAX_DATASET_ID:
+            raise BenchmarkSettingsError(f'--derived_dataset_id must be a dataset ID from 1 to {MAX_DATASET_ID}, got '
+                                         f'{self.derived_dataset_id}.')
         if len(set(self.trainers)) != len(self.trainers) or len(set(self.seeds)) != len(self.seeds):
             raise BenchmarkSettingsError(f'--trainers {list(self.trainers)} / --seeds {list(self.seeds)}: each may be '
                                          f'given only once.')
@@ -79,8 +118,20 @@ class BenchmarkSettings:
         return self
 
     @property
+    def methods(self) -> Tuple[str, ...]:
+        """The methods to train, in METHODS' order (a teacher before its students), the upper bound last."""
+        chosen = set(self.trainers) | ({UPPER_BOUND} if self.upper_bound else set())
+        return tuple(m for m in METHODS if m in chosen)
+
+    @property
     def uses_unlabeled_data(self) -> bool:
-        return any(METHODS[t].uses_unlabeled_data for t in self.trainers)
+        """Whether a method trains on the preprocessed unlabelled images (DTC)."""
+        return any(METHODS[m].trains_on_unlabeled_images for m in self.methods)
+
+    @property
+    def uses_unlabeled_images(self) -> bool:
+        """Whether a method needs the unlabelled images in some form (DTC, pseudo-labels, the upper bound)."""
+        return any(METHODS[m].uses_unlabeled_images for m in self.methods)
 
     def as_json(self) -> dict:
         return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}

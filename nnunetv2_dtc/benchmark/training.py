@@ -9,7 +9,7 @@ whose record differs (or that has none) is never overwritten: the error names th
 import os
 import re
 from dataclasses import dataclass
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json
 from nnunetv2.utilities.file_path_utilities import get_output_folder
@@ -17,7 +17,7 @@ from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnunetv2_dtc.benchmark.commands import BenchmarkSteps
 from nnunetv2_dtc.benchmark.data import BenchmarkDataset
-from nnunetv2_dtc.benchmark.settings import CHECKPOINT, FOLD, METHODS, BenchmarkSettings, trainer_class
+from nnunetv2_dtc.benchmark.settings import CHECKPOINT, FOLD, METHODS, SOURCE_DATA, BenchmarkSettings, trainer_class
 from nnunetv2_dtc.generated_trainers import write_schedule_trainer
 from nnunetv2_dtc.utilities.files import json_sha256, read_json_or_none, write_json_atomic
 
@@ -35,10 +35,18 @@ class BenchmarkRunConflict(RuntimeError):
 
 @dataclass(frozen=True)
 class BenchmarkRun:
-    method: str  # the base trainer, e.g. nnUNetTrainerDTC
+    method: str  # a key of METHODS, e.g. nnUNetTrainerDTC or pseudo_label
     seed: int
     trainer: str  # the generated class, e.g. nnUNetTrainerDTC_1000ep_250it_s0
     model_folder: str
+    dataset_id: int  # the dataset it trains on: the benchmark's, or a derived one (derived_data)
+    dataset_name: str
+
+    @property
+    def key(self) -> str:
+        """Names the run's outputs: its trainer for a method on the benchmark's dataset (the trainer is unique there),
+        else method and trainer (pseudo-label and upper-bound runs train nnUNetTrainer too)."""
+        return self.trainer if METHODS[self.method].training_data == SOURCE_DATA else f'{self.method}_{self.trainer}'
 
     @property
     def fold_folder(self) -> str:
@@ -53,24 +61,27 @@ class BenchmarkRun:
         return f'{METHODS[self.method].name}, seed {self.seed}'
 
 
-def plan_runs(settings: BenchmarkSettings, dataset: BenchmarkDataset, configuration: str,
-              trainers_folder: str) -> List[BenchmarkRun]:
-    """Writes every method's seeded trainer into trainers_folder; runs ordered by seed, then method."""
+def plan_runs(settings: BenchmarkSettings, training_datasets: Dict[Tuple[str, int], Tuple[int, str]],
+              configuration: str, trainers_folder: str) -> List[BenchmarkRun]:
+    """Writes every method's seeded trainer into trainers_folder; runs ordered by seed, then method (a teacher before
+    its students). training_datasets: {(method, seed): (dataset id, dataset name)} of what each run trains on."""
     runs = []
     for seed in settings.seeds:
-        for method in settings.trainers:
+        for method in settings.methods:
             trainer = write_schedule_trainer(trainers_folder, trainer_class(method), settings.epochs,
                                              settings.iterations_per_epoch, settings.val_iterations_per_epoch, seed,
                                              FINAL_VALIDATION)
+            dataset_id, dataset_name = training_datasets[(method, seed)]
             runs.append(BenchmarkRun(method, seed, trainer,
-                                     get_output_folder(dataset.name, trainer, settings.plans_identifier,
-                                                       configuration)))
+                                     get_output_folder(dataset_name, trainer, settings.plans_identifier,
+                                                       configuration), dataset_id, dataset_name))
     return runs
 
 
 def training_settings(run: BenchmarkRun, settings: BenchmarkSettings, dataset: BenchmarkDataset, configuration: str,
-                      unlabeled_cases: Optional[List[str]]) -> dict:
-    """Everything that defines what a training learns; a finished training is reused only when this matches."""
+                      unlabeled_cases: Optional[List[str]], pseudo_labels: Optional[dict] = None) -> dict:
+    """Everything that defines what a training learns; a finished training is reused only when this matches.
+    dataset is the one the run trains on; pseudo_labels the source record of its pseudo-labels, if any."""
     plans = load_json(dataset.plans_file(settings.plans_identifier))
     resolved = PlansManager(plans).get_configuration(configuration).configuration
     plans_without_configurations = {k: v for k, v in plans.items() if k != 'configurations'}
@@ -81,7 +92,8 @@ def training_settings(run: BenchmarkRun, settings: BenchmarkSettings, dataset: B
         'configuration': configuration, 'plans_identifier': settings.plans_identifier, 'fold': FOLD,
         'plans_fingerprint': json_sha256({'configuration': resolved, 'plans': plans_without_configurations}),
         'labeled_cases': dataset.labeled_cases,
-        'unlabeled_cases': unlabeled_cases if METHODS[run.method].uses_unlabeled_data else None,
+        'unlabeled_cases': unlabeled_cases if METHODS[run.method].trains_on_unlabeled_images else None,
+        'pseudo_labels': pseudo_labels,
     }
 
 
@@ -94,10 +106,10 @@ def train(run: BenchmarkRun, expected: dict, settings: BenchmarkSettings, datase
     _refuse_other_training(run, record, expected)
     if record is not None and isfile(run.checkpoint):
         steps.note(f'reused: {run.checkpoint} is finished with the same settings')
-        steps.record_reused(f'train {run.trainer}', record.get('command'))
+        steps.record_reused(f'train {run.key}', record.get('command'))
         return record
     resume = record is not None
-    command = ['nnUNetv2_train', str(dataset.dataset_id), configuration, FOLD, '-tr', run.trainer,
+    command = ['nnUNetv2_train', str(run.dataset_id), configuration, FOLD, '-tr', run.trainer,
                '-p', settings.plans_identifier, '-device', settings.device]
     if resume:
         found = [c for c in RESUMABLE_CHECKPOINTS if isfile(join(run.fold_folder, c))]
@@ -108,7 +120,7 @@ def train(run: BenchmarkRun, expected: dict, settings: BenchmarkSettings, datase
     else:
         record = {'training': expected, 'device': settings.device}
         write_json_atomic(record_file, record)
-    record['command'] = steps.run(f'train {run.trainer}', command, _epoch_progress(settings.epochs))
+    record['command'] = steps.run(f'train {run.key}', command, _epoch_progress(settings.epochs))
     write_json_atomic(record_file, record)
     return record
 

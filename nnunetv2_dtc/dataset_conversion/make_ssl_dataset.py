@@ -9,14 +9,12 @@ interrupt never leaves a partial dataset in nnUNet_raw.
 import argparse
 import os
 import re
-import shutil
 from collections import Counter
 from copy import deepcopy
 from typing import Dict, List, Optional, Tuple, Union
 
 from batchgenerators.utilities.file_and_folder_operations import isdir, isfile, join, load_json, save_json, subfiles
 from nnunetv2.paths import nnUNet_raw
-from nnunetv2.utilities.dataset_name_id_conversion import find_candidate_datasets
 from nnunetv2.utilities.utils import create_paths_fn, get_filenames_of_train_images_and_targets, \
     get_identifiers_from_splitted_dataset_folder
 from tqdm import tqdm
@@ -25,17 +23,16 @@ from nnunetv2_dtc.dataset_conversion.split import DEFAULT_SEED, GROUP_EXAMPLE, S
     draw_split, groups_of, num_labeled_from_fraction
 from nnunetv2_dtc.unlabeled_handling.folders import UNLABELED_IMAGES_FOLDER_NAME
 from nnunetv2_dtc.utilities.cli import EXIT_STATUS_BAD_INPUT, shown
-from nnunetv2_dtc.utilities.files import staged_folder
-from nnunetv2_dtc.utilities.nnunet_paths import CHANNEL_FILE_PATTERN, required_folder, resolve_dataset_name
+from nnunetv2_dtc.utilities.files import COPY, HARD_LINK, SYMBOLIC_LINK, link_or_copy, staged_folder
+from nnunetv2_dtc.utilities.nnunet_paths import CHANNEL_FILE_PATTERN, MAX_DATASET_ID, datasets_with_id, \
+    required_folder, resolve_dataset_name
 
 COMMAND = 'nnUNetv2_dtc_make_ssl_dataset'
 SPLIT_RECORD_FILE_NAME = 'ssl_split.json'
 DEFAULT_NAME_SUFFIX = 'SSL'
-MAX_DATASET_ID = 999  # nnU-Net reads the ID from the three digits after 'Dataset'
 DATASET_NAME_PATTERN = r'[A-Za-z0-9_.\-]+'
 
 DATASET_SUBFOLDERS = ('imagesTr', 'labelsTr', UNLABELED_IMAGES_FOLDER_NAME, 'imagesTs', 'labelsTs')
-COPY, HARD_LINK, SYMBOLIC_LINK = 'copy', 'hardlink', 'symlink'
 
 
 def make_ssl_dataset(source: Union[int, str], new_id: int, num_test: int, num_labeled: Optional[int] = None,
@@ -96,7 +93,7 @@ def _write_dataset(target_folder: str, transfers: List[Tuple[str, str]], link: b
     with staged_folder(target_folder) as temporary_folder:
         for folder in DATASET_SUBFOLDERS:
             os.mkdir(join(temporary_folder, folder))
-        methods = Counter(_transfer_file(source_file, join(temporary_folder, destination), link)
+        methods = Counter(link_or_copy(source_file, join(temporary_folder, destination), link)
                           for source_file, destination in tqdm(transfers, desc='Linking' if link else 'Copying',
                                                                unit='file'))
         save_json(dataset_json, join(temporary_folder, 'dataset.json'), sort_keys=False)
@@ -172,23 +169,6 @@ def _case_files(case_id: str, case: Dict, file_ending: str, images_folder: str,
     return files
 
 
-def _transfer_file(source_file: str, destination: str, link: bool) -> str:
-    """Copies or links one file and says how."""
-    if link:
-        try:
-            os.link(source_file, destination)
-            return HARD_LINK
-        except OSError:
-            pass
-        try:
-            os.symlink(os.path.realpath(source_file), destination)
-            return SYMBOLIC_LINK
-        except OSError:
-            pass
-    shutil.copyfile(source_file, destination)
-    return COPY
-
-
 def _raw_root() -> str:
     return required_folder(nnUNet_raw, SslSplitError)
 
@@ -221,7 +201,7 @@ def _checked_name(name: Optional[str], source_name: str) -> str:
 def _refuse_used_id(new_id: int) -> None:
     """nnU-Net resolves an ID over nnUNet_raw, nnUNet_preprocessed and nnUNet_results, so a second name for the same
     ID anywhere would make it refuse the dataset later."""
-    used = [str(d) for d in find_candidate_datasets(new_id)]
+    used = datasets_with_id(new_id)
     if used:
         raise SslSplitError(f'Dataset ID {new_id} (-o) is already used by {", ".join(used)} (in '
                             f'nnUNet_raw, nnUNet_preprocessed or nnUNet_results). Choose a free ID with -o, or delete '

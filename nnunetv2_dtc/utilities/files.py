@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Iterator, Optional
 
 PARTIAL_SUFFIX = '.partial'
+COPY, HARD_LINK, SYMBOLIC_LINK = 'copy', 'hardlink', 'symlink'
 FIGURE_DPI = 120  # 6 x 4.5 inch panels at 720 x 540 pixels: readable on screen and in a PDF draft
 JSON_INDENT = 2
 
@@ -32,6 +33,24 @@ def staged_folder(target: str) -> Iterator[str]:
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def link_or_copy(source_file: str, destination: str, link: bool = True) -> str:
+    """Hard-links source_file to destination (a symbolic link where that fails, e.g. across file systems, then a
+    copy), or copies it without link; returns which it did."""
+    if link:
+        try:
+            os.link(source_file, destination)
+            return HARD_LINK
+        except OSError:
+            pass
+        try:
+            os.symlink(os.path.realpath(source_file), destination)
+            return SYMBOLIC_LINK
+        except OSError:
+            pass
+    shutil.copyfile(source_file, destination)
+    return COPY
 
 
 def write_text_atomic(path: str, text: str) -> str:

@@ -1,12 +1,13 @@
 """nnU-Net's folders, names and dataset ids as the package's commands resolve them, each with an error that says
 how to fix it."""
 import os
-from typing import Dict, Type, Union
+from typing import Dict, List, Type, Union
 
 from nnunetv2.paths import nnUNet_preprocessed, nnUNet_raw, nnUNet_results
-from nnunetv2.utilities.dataset_name_id_conversion import maybe_convert_to_dataset_name
+from nnunetv2.utilities.dataset_name_id_conversion import find_candidate_datasets, maybe_convert_to_dataset_name
 
 DEFAULT_PLANS_IDENTIFIER = 'nnUNetPlans'  # what nnUNetv2_plan_and_preprocess writes without -pl / -overwrite_plans_name
+MAX_DATASET_ID = 999  # nnU-Net reads the ID from the three digits after 'Dataset'
 CHANNEL_FILE_PATTERN = r'.+_\d{4}'  # nnU-Net's image file naming: CASE_XXXX<file ending>, XXXX the channel index
 SETTING_UP_PATHS = 'See nnU-Net\'s documentation/setting_up_paths.md.'
 NNUNET_FOLDER_VARIABLES = (nnUNet_raw, nnUNet_preprocessed, nnUNet_results)
@@ -35,6 +36,12 @@ def resolve_dataset_name(dataset_name_or_id: Union[int, str], error_type: Type[E
 def plans_file(dataset_name: str, plans_identifier: str) -> str:
     """Where nnU-Net keeps a dataset's plans: $nnUNet_preprocessed/DatasetXXX_Name/<plans identifier>.json."""
     return os.path.join(nnUNet_preprocessed.require(), dataset_name, plans_identifier + '.json')
+
+
+def datasets_with_id(dataset_id: int) -> List[str]:
+    """The dataset names that use this ID in nnUNet_raw, nnUNet_preprocessed or nnUNet_results (nnU-Net resolves an
+    ID over all three, so a second name for one ID anywhere makes it refuse the dataset)."""
+    return sorted({str(name) for name in find_candidate_datasets(dataset_id)})
 
 
 def nnunet_folders_under(root: str) -> Dict[str, str]:

@@ -85,7 +85,8 @@ class _RecordingSteps(BenchmarkSteps):
 
 
 def _run_setup(tmp_path):
-    run = BenchmarkRun('nnUNetTrainerDTC', 0, 'nnUNetTrainerDTC_1ep_2it_s0', str(tmp_path / 'model'))
+    run = BenchmarkRun('nnUNetTrainerDTC', 0, 'nnUNetTrainerDTC_1ep_2it_s0', str(tmp_path / 'model'), 993,
+                       'Dataset993_Bench')
     dataset = BenchmarkDataset(993, 'Dataset993_Bench', str(tmp_path / 'raw'), '.nii.gz', ['a'], ['t'])
     settings = BenchmarkSettings('993', '3d_fullres', epochs=1, iterations_per_epoch=2, device='cpu')
     return run, dataset, settings, _RecordingSteps(10, {}, str(tmp_path / 'logs'))
@@ -141,7 +142,7 @@ def test_several_seeds_give_per_seed_rows_and_a_summary_compared_on_seed_average
     # binary fractions: the seed averages are exact, so equal ones are ties
     dice = {('nnUNetTrainer', 0): [0.5, 0.625, 0.75], ('nnUNetTrainer', 1): [0.75, 0.625, 0.25],
             ('nnUNetTrainerDTC', 0): [0.625, 0.75, 0.75], ('nnUNetTrainerDTC', 1): [0.875, 0.75, 0.25]}
-    runs = [BenchmarkRun(method, seed, f'{method}_1ep_2it_s{seed}', '') for method, seed in dice]
+    runs = [BenchmarkRun(method, seed, f'{method}_1ep_2it_s{seed}', '', 1, 'Dataset001_A') for method, seed in dice]
     results = {run.trainer: _metrics_result(dice[run.method, run.seed]) for run in runs}
     infos = {run.trainer: {'epoch_seconds': {'mean': 2.0 + run.seed, 'std': 0.0, 'per_epoch': [2.0 + run.seed]},
                            'parameters': 100} for run in runs}
@@ -171,7 +172,7 @@ def test_several_seeds_give_per_seed_rows_and_a_summary_compared_on_seed_average
 def test_a_seed_summary_says_when_a_seed_had_no_defined_mean():
     # seed 0's HD95 is undefined in every case (e.g. a class never predicted): its summary rests on seed 1 alone
     dice = {('nnUNetTrainer', 0): [0.5, 0.75], ('nnUNetTrainer', 1): [0.75, 0.25]}
-    runs = [BenchmarkRun(method, seed, f'{method}_1ep_2it_s{seed}', '') for method, seed in dice]
+    runs = [BenchmarkRun(method, seed, f'{method}_1ep_2it_s{seed}', '', 1, 'Dataset001_A') for method, seed in dice]
     results = {run.trainer: _metrics_result(dice[run.method, run.seed]) for run in runs}
     for case in results['nnUNetTrainer_1ep_2it_s0']['metric_per_case']:
         case['metrics']['1']['HD95_mm'] = None

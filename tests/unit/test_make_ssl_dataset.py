@@ -14,6 +14,7 @@ from nnunetv2_dtc.dataset_conversion import make_ssl_dataset as ssl_split_module
 from nnunetv2_dtc.dataset_conversion.make_ssl_dataset import SPLIT_RECORD_FILE_NAME, make_ssl_dataset, \
     make_ssl_dataset_entry
 from nnunetv2_dtc.dataset_conversion.split import SslSplitError, draw_split, num_labeled_from_fraction
+from nnunetv2_dtc.utilities import files as files_module
 
 
 def test_command_refusal_exits_with_status_2_and_no_traceback(nnunet_env, source, monkeypatch, capsys):
@@ -85,7 +86,7 @@ def test_failure_while_copying_leaves_no_partial_dataset(nnunet_env, source, mon
             raise OSError(errno.ENOSPC, 'No space left on device')
         copied.append(copy_file(source_file, destination))
 
-    monkeypatch.setattr(ssl_split_module.shutil, 'copyfile', copy_then_fail)
+    monkeypatch.setattr(files_module.shutil, 'copyfile', copy_then_fail)
     with pytest.raises(OSError, match='No space left'):
         make_ssl_dataset(SOURCE_ID, NEW_ID, num_test=2, num_labeled=3)
     assert len(copied) == 4

@@ -1,0 +1,126 @@
+"""Overlay galleries of the test predictions: per seed, the test cases where DTC gains most over vanilla nnU-Net, the
+median case and where it loses most (by per-case foreground Dice). Each row is one case at the slice (first image
+axis) with the largest reference area: the image in grey, and the reference and every method's prediction as
+coloured contours, one colour per class. 2D datasets have a single slice."""
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import matplotlib
+import numpy as np
+
+matplotlib.use('agg')
+import matplotlib.pyplot as plt  # noqa: E402
+from batchgenerators.utilities.file_and_folder_operations import join, load_json  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+from nnunetv2.imageio.reader_writer_registry import determine_reader_writer_from_dataset_json  # noqa: E402
+
+from nnunetv2_dtc.benchmark.comparison import FOREGROUND, with_foreground  # noqa: E402
+from nnunetv2_dtc.benchmark.data import BenchmarkDataset  # noqa: E402
+from nnunetv2_dtc.benchmark.metrics import DICE  # noqa: E402
+from nnunetv2_dtc.benchmark.settings import DTC_TRAINER, METHODS, VANILLA_TRAINER  # noqa: E402
+from nnunetv2_dtc.benchmark.training import BenchmarkRun  # noqa: E402
+from nnunetv2_dtc.utilities.files import save_figure_atomic  # noqa: E402
+
+GALLERY_PNG = 'overlays_seed{seed}.png'
+LARGEST_GAIN, MEDIAN, LARGEST_LOSS = 'largest gain', 'median', 'largest loss'
+PANEL_INCHES = 3.0
+CLASS_COLORS = plt.get_cmap('tab10').colors  # one per foreground class or region, in dataset.json's order
+CONTOUR_WIDTH = 1.5
+REFERENCE = 'reference'
+
+
+def compared_methods(runs: Sequence[BenchmarkRun]) -> Tuple[BenchmarkRun, BenchmarkRun]:
+    """(method, baseline) whose per-case difference orders the gallery: DTC and vanilla when both ran, else the
+    first two runs."""
+    by_method = {run.method: run for run in runs}
+    if DTC_TRAINER in by_method and VANILLA_TRAINER in by_method:
+        return by_method[DTC_TRAINER], by_method[VANILLA_TRAINER]
+    return runs[-1], runs[0]
+
+
+def foreground_dice(result: dict) -> Dict[str, Optional[float]]:
+    """{case: foreground Dice} of a folder_metrics result."""
+    return {case['case_id']: case['metrics'][FOREGROUND][DICE] for case in with_foreground(result)['metric_per_case']}
+
+
+def select_cases(gains: Dict[str, float]) -> List[Tuple[str, str]]:
+    """[(role, case)]: the largest gain, the median and the largest loss (ties broken by case id), as many of them as
+    there are distinct cases (with two cases: the gain and the loss)."""
+    order = sorted(gains, key=lambda case: (-gains[case], case))
+    gain, median, loss = order[0], order[len(order) // 2], order[-1]
+    picked = [(LARGEST_GAIN, gain)]
+    if median not in (gain, loss):
+        picked.append((MEDIAN, median))
+    if loss != gain:
+        picked.append((LARGEST_LOSS, loss))
+    return picked
+
+
+def foreground_classes(dataset_json: dict) -> List[Tuple[str, List[int]]]:
+    """[(name, label values)] of the foreground classes or regions, in dataset.json's order."""
+    return [(name, [int(v) for v in (value if isinstance(value, (list, tuple)) else [value])])
+            for name, value in dataset_json['labels'].items() if name not in ('background', 'ignore') and value != 0]
+
+
+def largest_reference_slice(reference: np.ndarray) -> int:
+    """Index along the first axis with the most foreground voxels (the middle one when there is none)."""
+    areas = (reference > 0).reshape(reference.shape[0], -1).sum(1)
+    return int(np.argmax(areas)) if areas.max() > 0 else reference.shape[0] // 2
+
+
+def overlay_gallery(seed: int, runs: Sequence[BenchmarkRun], results: Dict[str, dict], prediction_folders:
+                    Dict[str, str], dataset: BenchmarkDataset, out: str) -> dict:
+    """Draws the gallery of one seed (results and prediction_folders by run key) into out; returns its record
+    {'file', 'seed', 'method', 'baseline', 'cases': [{'role', 'case', 'slice', 'dice': {run key: value}}]}."""
+    method, baseline = compared_methods(runs)
+    dice = {run.key: foreground_dice(results[run.key]) for run in runs}
+    gains = {case: dice[method.key][case] - dice[baseline.key][case] for case in dice[method.key]
+             if dice[method.key][case] is not None and dice[baseline.key].get(case) is not None}
+    dataset_json = load_json(join(runs[0].model_folder, 'dataset.json'))
+    classes = foreground_classes(dataset_json)
+    example = join(dataset.test_images, f'{dataset.test_cases[0]}_0000{dataset.file_ending}')
+    reader = determine_reader_writer_from_dataset_json(dataset_json, example)()
+    columns = [REFERENCE, *[run.key for run in runs]]
+    selected = select_cases(gains) if gains else []
+    figure, axes = plt.subplots(max(1, len(selected)), len(columns), squeeze=False,
+                                figsize=(PANEL_INCHES * len(columns), PANEL_INCHES * max(1, len(selected)) + 0.8))
+    cases = []
+    for row, (role, case) in zip(axes, selected):
+        image = reader.read_images([join(dataset.test_images, f'{case}_0000{dataset.file_ending}')])[0][0]
+        segmentations = {REFERENCE: reader.read_seg(join(dataset.test_labels, case + dataset.file_ending))[0][0]}
+        for run in runs:
+            segmentations[run.key] = reader.read_seg(join(prediction_folders[run.key],
+                                                          case + dataset.file_ending))[0][0]
+        z = largest_reference_slice(segmentations[REFERENCE])
+        for ax, column in zip(row, columns):
+            _draw(ax, image[z], segmentations[column][z], classes)
+            if column == REFERENCE:
+                ax.set_title(f'{case}\nreference', fontsize=8)
+            else:
+                run = next(r for r in runs if r.key == column)
+                ax.set_title(f'{case}: {METHODS[run.method].name}\nDice {dice[column][case]:.3f}', fontsize=8)
+        row[0].set_ylabel(f'{role}\nslice {z}', fontsize=9)
+        cases.append({'role': role, 'case': case, 'slice': z, 'gain': gains[case],
+                      'dice': {run.key: dice[run.key][case] for run in runs}})
+    handles = [Line2D([0], [0], color=CLASS_COLORS[i % len(CLASS_COLORS)], linewidth=2, label=name)
+               for i, (name, _) in enumerate(classes)]
+    figure.legend(handles=handles, loc='upper right', fontsize=8, title='class')
+    figure.suptitle(f'Seed {seed}: test cases by per-case foreground Dice of {METHODS[method.method].name} minus '
+                    f'{METHODS[baseline.method].name}', fontsize=10)
+    figure.tight_layout(rect=(0, 0, 0.92, 0.95))
+    name = GALLERY_PNG.format(seed=seed)
+    try:
+        save_figure_atomic(figure, join(out, name))
+    finally:
+        plt.close(figure)
+    return {'file': name, 'seed': seed, 'method': method.key, 'baseline': baseline.key, 'cases': cases}
+
+
+def _draw(ax, image: np.ndarray, segmentation: np.ndarray, classes: List[Tuple[str, List[int]]]) -> None:
+    ax.imshow(image, cmap='gray', interpolation='nearest')
+    for i, (_, values) in enumerate(classes):
+        mask = np.isin(segmentation, values)
+        if mask.any() and not mask.all():
+            ax.contour(mask.astype(np.float32), levels=[0.5], colors=[CLASS_COLORS[i % len(CLASS_COLORS)]],
+                       linewidths=CONTOUR_WIDTH)
+    ax.set_xticks([])
+    ax.set_yticks([])
