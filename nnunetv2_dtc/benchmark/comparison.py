@@ -10,7 +10,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from nnunetv2_dtc.benchmark.metrics import ASD_MM, DICE, HD95_MM, IOU, METRIC_NAMES, STD_DDOF, summarize
-from nnunetv2_dtc.benchmark.settings import METHODS, UPPER_BOUND, VANILLA_TRAINER
+from nnunetv2_dtc.benchmark.settings import DTC_TRAINER, LABELED_ONLY_TRAINER, METHODS, UPPER_BOUND, VANILLA_TRAINER
 from nnunetv2_dtc.benchmark.statistics import compare_folder_metrics
 from nnunetv2_dtc.benchmark.training import BenchmarkRun
 
@@ -111,7 +111,31 @@ def summarize_postprocessing(runs: Sequence[BenchmarkRun], results: Dict[str, di
                     seed_average([extended[vanilla[run.seed]] for run in method_runs]))
             rows.append(seed_summary_row(method, method_rows, comparison, [infos[r.key] for r in method_runs]))
     add_gap_closed(rows)
-    return {'rows': rows, 'comparisons': comparisons}
+    return {'rows': rows, 'comparisons': comparisons, 'unlabeled_contribution': unlabeled_contribution(runs, extended)}
+
+
+def unlabeled_contribution(runs: Sequence[BenchmarkRun], extended: Dict[str, dict]) -> Optional[dict]:
+    """What the unlabelled images add: DTC against its labelled-only ablation, paired per test case with the same
+    seed, the ablation being DTC's network and losses without them. {'per_seed': [{'seed', metric: comparison}],
+    'over_seeds': {metric: {'difference': summarize(per-seed mean differences), 'seed_averaged': comparison of the
+    per-case values averaged over seeds}}}, or None when the two did not both run."""
+    by_method_seed = {(run.method, run.seed): run.key for run in runs}
+    seeds = [seed for seed in dict.fromkeys(run.seed for run in runs)
+             if (DTC_TRAINER, seed) in by_method_seed and (LABELED_ONLY_TRAINER, seed) in by_method_seed]
+    if not seeds:
+        return None
+    per_seed = []
+    for seed in seeds:
+        comparison = compare_folder_metrics(extended[by_method_seed[(DTC_TRAINER, seed)]],
+                                            extended[by_method_seed[(LABELED_ONLY_TRAINER, seed)]])
+        per_seed.append({'seed': seed, **_short_comparison(comparison[FOREGROUND])})
+    averaged = compare_folder_metrics(
+        seed_average([extended[by_method_seed[(DTC_TRAINER, seed)]] for seed in seeds]),
+        seed_average([extended[by_method_seed[(LABELED_ONLY_TRAINER, seed)]] for seed in seeds]))
+    averaged = _short_comparison(averaged[FOREGROUND])
+    return {'per_seed': per_seed,
+            'over_seeds': {metric: {'difference': summarize([row[metric]['difference']['mean'] for row in per_seed]),
+                                    'seed_averaged': averaged[metric]} for metric in METRIC_NAMES}}
 
 
 def gap_closed(value: Optional[float], vanilla: Optional[float], upper_bound: Optional[float]) -> Optional[float]:

@@ -11,7 +11,7 @@ from nnunetv2_dtc.benchmark.derived_data import derived_plans, plan_training_dat
 from nnunetv2_dtc.benchmark.metrics import METRIC_NAMES, NO_POSTPROCESSING
 from nnunetv2_dtc.benchmark.overlays import LARGEST_GAIN, LARGEST_LOSS, MEDIAN, foreground_classes, \
     largest_reference_slice, select_cases
-from nnunetv2_dtc.benchmark.report import gap_table
+from nnunetv2_dtc.benchmark.report import contribution_table, gap_table
 from nnunetv2_dtc.benchmark.settings import BenchmarkSettings, BenchmarkSettingsError
 from nnunetv2_dtc.benchmark.training import BenchmarkRun
 from nnunetv2_dtc.dataset_conversion.make_ssl_dataset import SPLIT_RECORD_FILE_NAME
@@ -129,3 +129,38 @@ def test_the_gallery_shows_the_largest_gain_the_median_and_the_largest_loss():
     assert foreground_classes({'labels': {'background': 0, 'LV': 1, 'heart': [1, 2], 'ignore': 3}}) == \
         [('LV', [1]), ('heart', [1, 2])]
 
+
+
+def test_what_the_unlabelled_images_add_is_dtc_against_its_ablation_per_seed_and_over_seeds():
+    dice = {('nnUNetTrainerDTC', 0): [0.625, 0.75, 0.5], ('nnUNetTrainerDTC', 1): [0.5, 0.75, 0.75],
+            ('nnUNetTrainerDTC_LabeledOnly', 0): [0.5, 0.75, 0.25],
+            ('nnUNetTrainerDTC_LabeledOnly', 1): [0.625, 0.5, 0.75]}
+    runs = [BenchmarkRun(m, s, f'{m}_1ep_2it_s{s}', '', 1, 'Dataset001_A') for m, s in dice]
+    infos = {run.key: {'epoch_seconds': {'mean': 1.0, 'std': 0.0, 'per_epoch': [1.0]}, 'parameters': 1}
+             for run in runs}
+    summary = summarize_postprocessing(runs, {run.key: _result(dice[run.method, run.seed]) for run in runs}, infos)
+    contribution = summary['unlabeled_contribution']
+
+    differences = {seed: np.subtract(dice['nnUNetTrainerDTC', seed], dice['nnUNetTrainerDTC_LabeledOnly', seed])
+                   for seed in (0, 1)}
+    for row in contribution['per_seed']:
+        d = differences[row['seed']]
+        assert row['Dice']['difference']['mean'] == pytest.approx(np.mean(d))
+        assert (row['Dice']['wins'], row['Dice']['losses'], row['Dice']['ties']) == \
+            (np.sum(d > 0), np.sum(d < 0), np.sum(d == 0))
+    over = contribution['over_seeds']['Dice']
+    assert over['difference']['mean'] == pytest.approx(np.mean([np.mean(differences[s]) for s in (0, 1)]))
+    assert over['difference']['std'] == pytest.approx(np.std([np.mean(differences[s]) for s in (0, 1)]))
+    # seed-averaged cases: DTC 0.5625, 0.75, 0.625 against the ablation 0.5625, 0.625, 0.5
+    assert (over['seed_averaged']['wins'], over['seed_averaged']['losses'], over['seed_averaged']['ties']) == (2, 0, 1)
+    cells = [line.split(' | ') for line in contribution_table(contribution, [])[2:]]
+    assert [c[0].strip('| ') for c in cells] == ['0', '1', SEED_SUMMARY]
+    assert cells[0][1] == f'{np.mean(differences[0]):.4f} ± {np.std(differences[0]):.4f}' and cells[0][3] == '2/0/1'
+
+
+def test_without_the_ablation_there_is_no_contribution_figure():
+    runs = [BenchmarkRun(m, 0, f'{m}_1ep_2it_s0', '', 1, 'Dataset001_A') for m in ('nnUNetTrainer', 'nnUNetTrainerDTC')]
+    infos = {run.key: {'epoch_seconds': {'mean': 1.0, 'std': 0.0, 'per_epoch': [1.0]}, 'parameters': 1}
+             for run in runs}
+    assert summarize_postprocessing(runs, {run.key: _result([0.5]) for run in runs}, infos)[
+        'unlabeled_contribution'] is None
