@@ -1,5 +1,5 @@
-"""nnUNetv2_dtc_benchmark: vanilla nnU-Net, nnUNetTrainerDTC and the labelled-only ablation trained alike and scored
-on held-out test cases; see docs/benchmark.md."""
+"""nnUNetv2_dtc_benchmark: vanilla nnU-Net, nnUNetTrainerDTC, the labelled-only ablation, nnU-Net's pseudo-label recipe
+and optionally the upper bound, trained alike and scored on held-out test cases; see docs/benchmark.md."""
 import argparse
 import sys
 

@@ -87,7 +87,7 @@ def summarize_postprocessing(runs: Sequence[BenchmarkRun], results: Dict[str, di
                              infos: Dict[str, dict]) -> dict:
     """{'rows': table rows (runs by method, then seed, each method followed by its seed summary when there are
     several seeds), 'comparisons': {name: compare_folder_metrics result against vanilla}} for the folder_metrics
-    results (by trainer) of one post-processing."""
+    results (by run key) of one post-processing."""
     extended = {trainer: with_foreground(result) for trainer, result in results.items()}
     vanilla = {run.seed: run.key for run in runs if run.method == VANILLA_TRAINER}
     methods = list(dict.fromkeys(run.method for run in runs))

@@ -67,9 +67,10 @@ def find_benchmark_dataset(dataset: str, needs_unlabeled: bool) -> BenchmarkData
     if needs_unlabeled:
         unlabeled_folder = join(raw_folder, UNLABELED_IMAGES_FOLDER_NAME)
         if not isdir(unlabeled_folder) or not subfiles(unlabeled_folder, suffix=file_ending):
-            raise BenchmarkDataError(f'{unlabeled_folder} holds no {file_ending} images, but nnUNetTrainerDTC trains '
-                                     f'on them. Add the unlabelled images there, or leave nnUNetTrainerDTC out of '
-                                     f'--trainers. {SSL_DATASET_HINT}')
+            raise BenchmarkDataError(f'{unlabeled_folder} holds no {file_ending} images, but DTC, the pseudo-label '
+                                     f'methods and the upper bound train on them. Add the unlabelled images there, or '
+                                     f'keep only nnUNetTrainer and nnUNetTrainerDTC_LabeledOnly in --trainers. '
+                                     f'{SSL_DATASET_HINT}')
     return BenchmarkDataset(convert_dataset_name_to_id(name), name, raw_folder, file_ending, labeled, test_cases)
 
 

@@ -1,7 +1,8 @@
 """Overlay galleries of the test predictions: per seed, the test cases where DTC gains most over vanilla nnU-Net, the
-median case and where it loses most (by per-case foreground Dice). Each row is one case at the slice (first image
-axis) with the largest reference area: the image in grey, and the reference and every method's prediction as
-coloured contours, one colour per class. 2D datasets have a single slice."""
+median case and where it loses most, by per-case foreground Dice (without both methods: the last method against the
+first). Each row is one case at the slice (first image axis) with the largest reference area: the image in grey, and
+the reference and every method's prediction as coloured contours, one colour per class. 2D datasets have a single
+slice."""
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import matplotlib
@@ -97,7 +98,9 @@ def overlay_gallery(seed: int, runs: Sequence[BenchmarkRun], results: Dict[str, 
                 ax.set_title(f'{case}\nreference', fontsize=8)
             else:
                 run = next(r for r in runs if r.key == column)
-                ax.set_title(f'{case}: {METHODS[run.method].name}\nDice {dice[column][case]:.3f}', fontsize=8)
+                value = dice[column][case]
+                shown = '–' if value is None else f'{value:.3f}'
+                ax.set_title(f'{case}: {METHODS[run.method].name}\nDice {shown}', fontsize=8)
         row[0].set_ylabel(f'{role}\nslice {z}', fontsize=9)
         cases.append({'role': role, 'case': case, 'slice': z, 'gain': gains[case],
                       'dice': {run.key: dice[run.key][case] for run in runs}})

@@ -23,15 +23,15 @@ from nnunetv2_dtc.benchmark.derived_data import plan_training_datasets, prepare_
 from nnunetv2_dtc.benchmark.evaluation import POSTPROCESSINGS, evaluate
 from nnunetv2_dtc.benchmark.metrics import NO_POSTPROCESSING
 from nnunetv2_dtc.benchmark.model_info import model_info
-from nnunetv2_dtc.benchmark.plans import add_cpu_configuration
+from nnunetv2_dtc.benchmark.plans import add_cpu_configuration, cpu_configuration_name
 from nnunetv2_dtc.benchmark.plots import CURVES_PNG, FIGURE_DESCRIPTIONS, HD95_PNG, PAIRED_DICE_PNG, hd95_figure, \
     paired_dice_figure, training_curves_figure
 from nnunetv2_dtc.benchmark.overlays import overlay_gallery
 from nnunetv2_dtc.benchmark.prediction import predict, predict_unlabeled
 from nnunetv2_dtc.benchmark.report import benchmark_markdown
 from nnunetv2_dtc.benchmark.settings import METHODS, PSEUDO_LABELS, SOURCE_DATA, TRUE_LABELS, BenchmarkSettings
-from nnunetv2_dtc.benchmark.training import BenchmarkRun, plan_runs, train, training_settings
-from nnunetv2_dtc.dataset_conversion.make_ssl_dataset import SPLIT_RECORD_FILE_NAME
+from nnunetv2_dtc.benchmark.training import BenchmarkRun, plan_runs, refuse_retraining_on_other_labels, train, \
+    training_settings
 from nnunetv2_dtc.trainer_dir import EXT_TRAINER_VARIABLE, environment_with_trainers
 from nnunetv2_dtc.unlabeled_handling.errors import UnlabeledDataError
 from nnunetv2_dtc.unlabeled_handling.folders import UNLABELED_IMAGES_FOLDER_NAME
@@ -43,8 +43,9 @@ REPORT_FORMAT = 'nnunetv2_dtc benchmark, version 1'
 STEPS_PER_RUN = 3  # train, predict, metrics
 # before a derived run trains: predicting the pseudo-labels and making the dataset, or making the dataset
 EXTRA_STEPS = {SOURCE_DATA: 0, PSEUDO_LABELS: 2, TRUE_LABELS: 1}
-OVERLAY_DESCRIPTION = ('seed {seed}: the test cases where DTC gains most over nnU-Net, the median one and where it '
-                       'loses most, reference and predictions as contours')
+OVERLAY_DESCRIPTION = ('seed {seed}: the test cases where DTC gains most over nnU-Net (without both: the last method '
+                       'over the first), the median one and where it loses most, reference and predictions as '
+                       'contours')
 UNLABELED_SUMMARY_LINE = 'unlabelled case(s) in'  # the line nnUNetv2_dtc_preprocess_unlabeled prints first
 
 
@@ -60,8 +61,11 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
     trainers_folder = join(out, 'trainers')  # holds only generated trainer modules (nnUNet_extTrainer imports all)
     environment = environment_with_trainers({**os.environ, 'PYTHONUNBUFFERED': '1'}, trainers_folder)
     raw_unlabeled = _raw_unlabeled_cases(dataset)
-    true_labels = upper_bound_labels(dataset, raw_unlabeled) if settings.upper_bound else None
-    training_datasets = plan_training_datasets(settings, dataset)
+    true_labels, true_labels_source = upper_bound_labels(dataset, raw_unlabeled) if settings.upper_bound else \
+        (None, None)
+    trained_configuration = cpu_configuration_name(settings.configuration, settings.features_divisor) \
+        if settings.cpu_mode else settings.configuration
+    training_datasets = plan_training_datasets(settings, dataset, trained_configuration)
     num_runs = len(settings.methods) * len(settings.seeds)
     num_derived_steps = sum(EXTRA_STEPS[METHODS[m].training_data] for m in settings.methods) * len(settings.seeds)
     steps = BenchmarkSteps(1 + settings.cpu_mode + settings.uses_unlabeled_data + STEPS_PER_RUN * num_runs +
@@ -87,15 +91,15 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
             teacher = next(r for r in runs if r.method == method.teacher and r.seed == run.seed)
             pseudo_labels = predict_unlabeled(teacher, settings, dataset, raw_unlabeled, configuration,
                                               join(out, 'pseudo_labels'), steps)
+            refuse_retraining_on_other_labels(run, pseudo_labels['source'])
             labels = {case: join(pseudo_labels['folder'], case + dataset.file_ending) for case in raw_unlabeled}
             training_dataset = prepare_derived_dataset(run.method, run.dataset_id, run.dataset_name, dataset,
                                                        raw_unlabeled, labels, pseudo_labels['source'], settings,
                                                        configuration, steps)
         elif method.training_data == TRUE_LABELS:
-            split_file = join(dataset.raw_folder, SPLIT_RECORD_FILE_NAME)
             training_dataset = prepare_derived_dataset(run.method, run.dataset_id, run.dataset_name, dataset,
-                                                       raw_unlabeled, true_labels, {'split_file': split_file},
-                                                       settings, configuration, steps)
+                                                       raw_unlabeled, true_labels, true_labels_source, settings,
+                                                       configuration, steps)
         derived_datasets[run.key] = training_dataset.name
         expected = training_settings(run, settings, training_dataset, configuration, unlabeled_cases,
                                      None if pseudo_labels is None else pseudo_labels['source'])

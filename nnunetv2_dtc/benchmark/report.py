@@ -1,4 +1,4 @@
-"""benchmark.md: the tables a user pastes into a paper, from the rows of benchmark_comparison (the same numbers as
+"""benchmark.md: the tables a user pastes into a paper, from the rows of comparison.py (the same numbers as
 benchmark.json), one table as predicted and a separate one with largest-connected-component post-processing."""
 from typing import List, Optional
 
@@ -186,7 +186,8 @@ def benchmark_markdown(report: dict) -> str:
                       *_table(['Seed', 'Case', 'Role', 'Slice', *[f'Dice {key}' for key in overlay['cases'][0]['dice']]]
                               if overlay['cases'] else ['Seed'],
                               [[str(overlay['seed']), c['case'], c['role'], str(c['slice']),
-                                *[f'{v:.4f}' for v in c['dice'].values()]] for c in overlay['cases']])]
+                                *[MISSING if v is None else f'{v:.4f}' for v in c['dice'].values()]]
+                               for c in overlay['cases']])]
     if len(report['class_names']) > 1:
         for postprocessing in (NO_POSTPROCESSING, LARGEST_COMPONENT):
             lines += ['', f'## Per class ({TABLE_TITLES[postprocessing].lower()})', '',

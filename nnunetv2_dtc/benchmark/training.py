@@ -125,6 +125,16 @@ def train(run: BenchmarkRun, expected: dict, settings: BenchmarkSettings, datase
     return record
 
 
+def refuse_retraining_on_other_labels(run: BenchmarkRun, pseudo_labels: dict) -> None:
+    """Before its derived dataset is made anew: refuses a pseudo-label run whose results folder was trained on other
+    pseudo-labels (e.g. its teacher was retrained), so that neither its training data nor its model is replaced."""
+    record = read_json_or_none(join(run.fold_folder, RUN_RECORD_FILE))
+    if record is not None and record['training'].get('pseudo_labels') not in (None, pseudo_labels):
+        raise BenchmarkRunConflict(f'{run.fold_folder} was trained on pseudo-labels of another teacher checkpoint than '
+                                   f'{pseudo_labels["checkpoint"]} (see {join(run.fold_folder, RUN_RECORD_FILE)}). '
+                                   f'Remove {run.model_folder} to retrain it on the new pseudo-labels.')
+
+
 def _refuse_other_training(run: BenchmarkRun, record: Optional[dict], expected: dict) -> None:
     if record is None:
         others = [f for f in (os.listdir(run.fold_folder) if os.path.isdir(run.fold_folder) else [])

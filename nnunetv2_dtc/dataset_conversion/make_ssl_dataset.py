@@ -127,7 +127,7 @@ def find_labeled_cases(dataset_folder: str) -> Tuple[dict, Dict[str, dict]]:
         if misnamed:
             raise SslSplitError(f'{join(dataset_folder, "imagesTr")}: {shown(misnamed, "file(s)")} not named '
                                 f'CASE_XXXX{file_ending} (XXXX: 4-digit channel index). Rename them.')
-    cases = _source_cases(dataset_folder, dataset_json)
+    cases = labeled_case_files(dataset_folder, dataset_json)
     if not cases:
         raise SslSplitError(f'{join(dataset_folder, "imagesTr")} holds no {file_ending} images. {fix}')
 
@@ -145,7 +145,7 @@ def find_labeled_cases(dataset_folder: str) -> Tuple[dict, Dict[str, dict]]:
     return dataset_json, {str(c): cases[c] for c in sorted(cases)}
 
 
-def _source_cases(dataset_folder: str, dataset_json: dict) -> Dict[str, dict]:
+def labeled_case_files(dataset_folder: str, dataset_json: dict) -> Dict[str, dict]:
     """nnU-Net's get_filenames_of_train_images_and_targets, without the 12-process pool it starts for the standard
     layout (listing a few hundred files takes milliseconds; forking a large process 12 times takes seconds)."""
     if 'dataset' in dataset_json:

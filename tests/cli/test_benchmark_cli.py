@@ -17,8 +17,9 @@ from nnunetv2_dtc.unlabeled_handling.preprocess_unlabeled import preprocess_unla
 
 SOURCE_ID, DATASET_ID = 992, 993
 DATASET_NAME = 'Dataset993_BenchSSL'
-PSEUDO_LABEL_DATASET, UPPER_BOUND_DATASET = 'Dataset994_BenchSSL_dtcbench_pseudo_label_s0', \
-    'Dataset995_BenchSSL_dtcbench_upper_bound'
+# derived datasets: these names, then a hash of what they depend on
+PSEUDO_LABEL_PREFIX, UPPER_BOUND_PREFIX = 'Dataset994_BenchSSL_dtcbench_pseudo_label_s0_', \
+    'Dataset995_BenchSSL_dtcbench_upper_bound_'
 CPU_CONFIGURATION = '3d_fullres_dtcbench_cpu_div4'
 # method -> its run's key (the trainer for a method on the benchmark's dataset)
 TRAINERS = {'nnUNetTrainer': 'nnUNetTrainer_1ep_2it_s0', 'nnUNetTrainerDTC': 'nnUNetTrainerDTC_1ep_2it_s0',
@@ -93,8 +94,9 @@ def test_benchmark_runs_all_methods_reports_them_and_reuses_finished_runs(nnunet
     for png in ('paired_dice.png', 'hd95_boxplot.png', 'training_curves.png', 'overlays_seed0.png'):
         assert (out / png).read_bytes()[:8] == PNG_SIGNATURE
     assert [run['key'] for run in report['runs']] == list(TRAINERS.values())
-    assert [run['training_dataset'] for run in report['runs']] == [DATASET_NAME] * 3 + [PSEUDO_LABEL_DATASET,
-                                                                                       UPPER_BOUND_DATASET]
+    training_datasets = [run['training_dataset'] for run in report['runs']]
+    assert training_datasets[:3] == [DATASET_NAME] * 3
+    assert training_datasets[3].startswith(PSEUDO_LABEL_PREFIX) and training_datasets[4].startswith(UPPER_BOUND_PREFIX)
     assert report['trained_configuration'] == CPU_CONFIGURATION and report['settings']['cpu_mode'] is True
     assert '**CPU mode was used.**' in markdown and CPU_CONFIGURATION in markdown
 
@@ -167,7 +169,8 @@ def _check_derived_datasets(nnunet_env, out: Path, report: dict, source: str) ->
     predictions or their true labels, preprocessed with the source's plans unchanged but for the dataset name."""
     ssl = json.loads((nnunet_env.raw / DATASET_NAME / 'ssl_split.json').read_text())
     source_plans = json.loads((nnunet_env.preprocessed / DATASET_NAME / 'nnUNetPlans.json').read_text())
-    for name in (PSEUDO_LABEL_DATASET, UPPER_BOUND_DATASET):
+    pseudo_label_dataset, upper_bound_dataset = (run['training_dataset'] for run in report['runs'][3:])
+    for name in (pseudo_label_dataset, upper_bound_dataset):
         plans = json.loads((nnunet_env.preprocessed / name / 'nnUNetPlans.json').read_text())
         assert plans['dataset_name'] == name and {**plans, 'dataset_name': DATASET_NAME} == source_plans
         cases = sorted(p.name[:-len('.nii.gz')] for p in (nnunet_env.raw / name / 'labelsTr').iterdir())
@@ -177,9 +180,9 @@ def _check_derived_datasets(nnunet_env, out: Path, report: dict, source: str) ->
             [f'{c}.pkl' for c in cases]
     teacher_predictions = out / 'pseudo_labels' / TRAINERS['nnUNetTrainer']
     for case in ssl['unlabeled']:
-        pseudo = nnunet_env.raw / PSEUDO_LABEL_DATASET / 'labelsTr' / f'{case}.nii.gz'
+        pseudo = nnunet_env.raw / pseudo_label_dataset / 'labelsTr' / f'{case}.nii.gz'
         assert pseudo.read_bytes() == (teacher_predictions / f'{case}.nii.gz').read_bytes()
-        true = nnunet_env.raw / UPPER_BOUND_DATASET / 'labelsTr' / f'{case}.nii.gz'
+        true = nnunet_env.raw / upper_bound_dataset / 'labelsTr' / f'{case}.nii.gz'
         assert true.samefile(Path(source) / 'labelsTr' / f'{case}.nii.gz')
     pseudo_run = report['runs'][3]
     assert pseudo_run['training']['pseudo_labels']['checkpoint'] == report['runs'][0]['checkpoint']

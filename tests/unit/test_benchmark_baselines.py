@@ -13,10 +13,12 @@ from nnunetv2_dtc.benchmark.overlays import LARGEST_GAIN, LARGEST_LOSS, MEDIAN, 
     largest_reference_slice, select_cases
 from nnunetv2_dtc.benchmark.report import contribution_table, gap_table
 from nnunetv2_dtc.benchmark.settings import BenchmarkSettings, BenchmarkSettingsError
-from nnunetv2_dtc.benchmark.training import BenchmarkRun
+from nnunetv2_dtc.benchmark.training import RUN_RECORD_FILE, BenchmarkRun, BenchmarkRunConflict, \
+    refuse_retraining_on_other_labels
 from nnunetv2_dtc.dataset_conversion.make_ssl_dataset import SPLIT_RECORD_FILE_NAME
 
 SOURCE = BenchmarkDataset(993, 'Dataset993_Bench', '', '.nii.gz', ['a', 'b'], ['t'])
+CONFIGURATION = '3d_fullres_dtcbench_cpu_div4'
 
 
 def _result(dice_per_case) -> dict:
@@ -61,33 +63,72 @@ def test_without_an_upper_bound_there_is_no_gap():
     assert all(row['gap_closed'] is None for row in rows) and gap_table(rows)[2:] == []
 
 
+def _names(planned) -> dict:
+    """{(method, seed): (id, name without its hash)}."""
+    return {key: (dataset_id, name.rsplit('_', 1)[0] if '_dtcbench_' in name else name)
+            for key, (dataset_id, name) in planned.items()}
+
+
 def test_derived_datasets_are_named_for_the_benchmark_and_take_the_first_free_ids(nnunet_env):
     (nnunet_env.raw / 'Dataset994_Other').mkdir()  # the first ID after the source's is taken
     settings = BenchmarkSettings('993', '3d_fullres', trainers=('nnUNetTrainer', 'pseudo_label'), seeds=(0, 1),
                                  upper_bound=True)
-    planned = plan_training_datasets(settings, SOURCE)
-    assert planned[('nnUNetTrainer', 0)] == (993, 'Dataset993_Bench')
-    assert planned[('pseudo_label', 0)] == (995, 'Dataset995_Bench_dtcbench_pseudo_label_s0')
-    assert planned[('pseudo_label', 1)] == (996, 'Dataset996_Bench_dtcbench_pseudo_label_s1')
-    # one upper-bound dataset serves every seed
-    assert planned[('upper_bound', 0)] == planned[('upper_bound', 1)] == (997, 'Dataset997_Bench_dtcbench_upper_bound')
+    planned = plan_training_datasets(settings, SOURCE, CONFIGURATION)
+    assert _names(planned) == {
+        ('nnUNetTrainer', 0): (993, 'Dataset993_Bench'), ('nnUNetTrainer', 1): (993, 'Dataset993_Bench'),
+        ('pseudo_label', 0): (995, 'Dataset995_Bench_dtcbench_pseudo_label_s0'),
+        ('pseudo_label', 1): (996, 'Dataset996_Bench_dtcbench_pseudo_label_s1'),
+        # one upper-bound dataset serves every seed
+        ('upper_bound', 0): (997, 'Dataset997_Bench_dtcbench_upper_bound'),
+        ('upper_bound', 1): (997, 'Dataset997_Bench_dtcbench_upper_bound')}
 
     # a rerun finds a derived dataset by its name, wherever its ID is
-    (nnunet_env.raw / 'Dataset990_Bench_dtcbench_pseudo_label_s1').mkdir()
-    assert plan_training_datasets(settings, SOURCE)[('pseudo_label', 1)] == \
-        (990, 'Dataset990_Bench_dtcbench_pseudo_label_s1')
+    _, name = planned[('pseudo_label', 1)]
+    (nnunet_env.raw / name.replace('Dataset996', 'Dataset990')).mkdir()
+    assert plan_training_datasets(settings, SOURCE, CONFIGURATION)[('pseudo_label', 1)] == \
+        (990, name.replace('Dataset996', 'Dataset990'))
+
+
+def test_what_a_derived_dataset_depends_on_is_in_its_name():
+    """Other source datasets (even of the same name), configurations or schedules never share a derived dataset."""
+    settings = BenchmarkSettings('993', '3d_fullres', trainers=('nnUNetTrainer', 'pseudo_label'), upper_bound=True)
+    names = {}
+    for source, configuration, epochs in ((SOURCE, CONFIGURATION, 1000), (SOURCE, '2d', 1000),
+                                          (SOURCE, CONFIGURATION, 20),
+                                          (BenchmarkDataset(992, 'Dataset992_Bench', '', '.nii.gz', ['a'], ['t']),
+                                           CONFIGURATION, 1000)):
+        planned = plan_training_datasets(BenchmarkSettings(**{**settings.__dict__, 'epochs': epochs}), source,
+                                         configuration)
+        names[(source.dataset_id, configuration, epochs)] = (planned[('pseudo_label', 0)][1].split('_', 1)[1],
+                                                             planned[('upper_bound', 0)][1].split('_', 1)[1])
+    pseudo = [n for n, _ in names.values()]
+    assert len(set(pseudo)) == len(pseudo)
+    upper = {key: n for key, (_, n) in names.items()}
+    # the upper bound's data depends on the source only
+    assert upper[(993, CONFIGURATION, 1000)] == upper[(993, CONFIGURATION, 20)] != upper[(992, CONFIGURATION, 1000)]
 
 
 def test_a_requested_derived_id_that_another_dataset_uses_is_refused_before_anything_is_written(nnunet_env):
     (nnunet_env.preprocessed / 'Dataset501_Mine').mkdir()
     settings = BenchmarkSettings('993', '3d_fullres', trainers=('nnUNetTrainer', 'pseudo_label'), seeds=(0, 1),
                                  derived_dataset_id=500)
-    with pytest.raises(BenchmarkDataError, match=r'Dataset501_Bench_dtcbench_pseudo_label_s1 would take ID 501, which '
-                                                 r'is already used by Dataset501_Mine. Nothing was written'):
-        plan_training_datasets(settings, SOURCE)
+    with pytest.raises(BenchmarkDataError, match=r'Dataset501_Bench_dtcbench_pseudo_label_s1_\w+ would take ID 501, '
+                                                 r'which is already used by Dataset501_Mine. Nothing was written'):
+        plan_training_datasets(settings, SOURCE, CONFIGURATION)
     assert sorted(p.name for p in nnunet_env.raw.iterdir()) == []
     ok = BenchmarkSettings('993', '3d_fullres', trainers=('nnUNetTrainer', 'pseudo_label'), derived_dataset_id=700)
-    assert plan_training_datasets(ok, SOURCE)[('pseudo_label', 0)][0] == 700
+    assert plan_training_datasets(ok, SOURCE, CONFIGURATION)[('pseudo_label', 0)][0] == 700
+
+
+def test_a_rerun_with_more_seeds_keeps_the_found_ids_and_takes_the_next_ones(nnunet_env):
+    one_seed = BenchmarkSettings('993', '3d_fullres', trainers=('nnUNetTrainer', 'pseudo_label'), seeds=(0,),
+                                 derived_dataset_id=500)
+    _, first = plan_training_datasets(one_seed, SOURCE, CONFIGURATION)[('pseudo_label', 0)]
+    (nnunet_env.raw / first).mkdir()
+    two_seeds = BenchmarkSettings(**{**one_seed.__dict__, 'seeds': (0, 1), 'upper_bound': True})
+    planned = plan_training_datasets(two_seeds, SOURCE, CONFIGURATION)
+    assert planned[('pseudo_label', 0)] == (500, first)
+    assert planned[('pseudo_label', 1)][0] == 501 and planned[('upper_bound', 0)][0] == 502
 
 
 def test_a_pseudo_label_method_needs_its_teacher():
@@ -97,7 +138,7 @@ def test_a_pseudo_label_method_needs_its_teacher():
         BenchmarkSettings('1', '2d', trainers=('upper_bound',)).checked()
 
 
-def test_the_upper_bound_needs_the_split_file_and_the_sources_labels(tmp_path):
+def test_the_upper_bound_needs_the_split_file_and_the_sources_labels(tmp_path, monkeypatch):
     dataset = BenchmarkDataset(993, 'Dataset993_Bench', str(tmp_path / 'ssl'), '.nii.gz', ['a'], ['t'])
     (tmp_path / 'ssl').mkdir()
     split_file = tmp_path / 'ssl' / SPLIT_RECORD_FILE_NAME
@@ -108,7 +149,14 @@ def test_the_upper_bound_needs_the_split_file_and_the_sources_labels(tmp_path):
     split_file.write_text(json.dumps({'source_folder': str(tmp_path / 'source')}))
     with pytest.raises(BenchmarkDataError, match=r'its labelsTr lacks the labels of 1 case\(s\): u2'):
         upper_bound_labels(dataset, ['u1', 'u2'])
-    assert upper_bound_labels(dataset, ['u1']) == {'u1': str(tmp_path / 'source' / 'labelsTr' / 'u1.nii.gz')}
+    labels, source = upper_bound_labels(dataset, ['u1'])
+    assert labels == {'u1': str(tmp_path / 'source' / 'labelsTr' / 'u1.nii.gz')}
+    assert source['source_folder'] == str(tmp_path / 'source') and source['split_file'] == str(split_file)
+    # a moved source is looked up in nnUNet_raw by its name; a changed split record changes the source
+    split_file.write_text(json.dumps({'source_folder': str(tmp_path / 'gone'), 'source_dataset': 'source'}))
+    monkeypatch.setenv('nnUNet_raw', str(tmp_path))
+    moved_labels, moved_source = upper_bound_labels(dataset, ['u1'])
+    assert moved_labels == labels and moved_source['split_record'] != source['split_record']
 
 
 def test_derived_plans_differ_from_the_source_in_the_dataset_name_only():
@@ -164,3 +212,14 @@ def test_without_the_ablation_there_is_no_contribution_figure():
              for run in runs}
     assert summarize_postprocessing(runs, {run.key: _result([0.5]) for run in runs}, infos)[
         'unlabeled_contribution'] is None
+
+
+def test_a_student_trained_on_other_pseudo_labels_is_refused_before_its_dataset_is_touched(tmp_path):
+    run = BenchmarkRun('pseudo_label', 0, 'nnUNetTrainer_1ep_2it_s0', str(tmp_path / 'model'), 995, 'Dataset995_X')
+    refuse_retraining_on_other_labels(run, {'checkpoint': 'teacher.pth', 'checkpoint_mtime_ns': 1})  # untrained
+    (tmp_path / 'model' / 'fold_all').mkdir(parents=True)
+    (tmp_path / 'model' / 'fold_all' / RUN_RECORD_FILE).write_text(json.dumps(
+        {'training': {'pseudo_labels': {'checkpoint': 'teacher.pth', 'checkpoint_mtime_ns': 1}}}))
+    refuse_retraining_on_other_labels(run, {'checkpoint': 'teacher.pth', 'checkpoint_mtime_ns': 1})
+    with pytest.raises(BenchmarkRunConflict, match='trained on pseudo-labels of another teacher checkpoint'):
+        refuse_retraining_on_other_labels(run, {'checkpoint': 'teacher.pth', 'checkpoint_mtime_ns': 2})
