@@ -3,6 +3,7 @@ median case and where it loses most, by per-case foreground Dice (without both m
 first). Each row is one case at the slice (first image axis) with the largest reference area: the image in grey, and
 the reference and every method's prediction as coloured contours, one colour per class. 2D datasets have a single
 slice."""
+import textwrap
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import matplotlib
@@ -22,6 +23,9 @@ from nnunetv2_dtc.benchmark.training import BenchmarkRun  # noqa: E402
 from nnunetv2_dtc.utilities.files import save_figure_atomic  # noqa: E402
 
 GALLERY_PNG = 'overlays_seed{seed}.png'
+CROP_MARGIN_FRACTION = 0.3  # context around the foreground of the reference and the predictions, per side
+MIN_CROP_MARGIN = 8  # voxels
+TITLE_WIDTH = 26  # characters per title line, so that the titles of neighbouring panels do not overlap
 LARGEST_GAIN, MEDIAN, LARGEST_LOSS = 'largest gain', 'median', 'largest loss'
 PANEL_INCHES = 3.0
 CLASS_COLORS = plt.get_cmap('tab10').colors  # one per foreground class or region, in dataset.json's order
@@ -62,6 +66,20 @@ def foreground_classes(dataset_json: dict) -> List[Tuple[str, List[int]]]:
             for name, value in dataset_json['labels'].items() if name not in ('background', 'ignore') and value != 0]
 
 
+def crop_window(segmentations: Sequence[np.ndarray]) -> Tuple[slice, ...]:
+    """The part of a slice around the foreground of all the segmentations, with a margin; the whole slice when there
+    is no foreground."""
+    foreground = np.any([segmentation > 0 for segmentation in segmentations], axis=0)
+    if not foreground.any():
+        return tuple(slice(None) for _ in foreground.shape)
+    window = []
+    for axis, size in enumerate(foreground.shape):
+        present = np.flatnonzero(foreground.any(axis=tuple(a for a in range(foreground.ndim) if a != axis)))
+        margin = max(MIN_CROP_MARGIN, int(CROP_MARGIN_FRACTION * (present[-1] - present[0] + 1)))
+        window.append(slice(max(0, present[0] - margin), min(size, present[-1] + margin + 1)))
+    return tuple(window)
+
+
 def largest_reference_slice(reference: np.ndarray) -> int:
     """Index along the first axis with the most foreground voxels (the middle one when there is none)."""
     areas = (reference > 0).reshape(reference.shape[0], -1).sum(1)
@@ -82,8 +100,9 @@ def overlay_gallery(seed: int, runs: Sequence[BenchmarkRun], results: Dict[str, 
     reader = determine_reader_writer_from_dataset_json(dataset_json, example)()
     columns = [REFERENCE, *[run.key for run in runs]]
     selected = select_cases(gains) if gains else []
-    figure, axes = plt.subplots(max(1, len(selected)), len(columns), squeeze=False,
-                                figsize=(PANEL_INCHES * len(columns), PANEL_INCHES * max(1, len(selected)) + 0.8))
+    num_rows = max(1, len(selected))
+    figure, axes = plt.subplots(num_rows, len(columns), squeeze=False,
+                                figsize=(PANEL_INCHES * len(columns), (PANEL_INCHES + 0.4) * num_rows + 0.8))
     cases = []
     for row, (role, case) in zip(axes, selected):
         image = reader.read_images([join(dataset.test_images, f'{case}_0000{dataset.file_ending}')])[0][0]
@@ -92,15 +111,17 @@ def overlay_gallery(seed: int, runs: Sequence[BenchmarkRun], results: Dict[str, 
             segmentations[run.key] = reader.read_seg(join(prediction_folders[run.key],
                                                           case + dataset.file_ending))[0][0]
         z = largest_reference_slice(segmentations[REFERENCE])
+        window = crop_window([segmentations[column][z] for column in columns])
         for ax, column in zip(row, columns):
-            _draw(ax, image[z], segmentations[column][z], classes)
+            _draw(ax, image[z][window], segmentations[column][z][window], classes)
             if column == REFERENCE:
                 ax.set_title(f'{case}\nreference', fontsize=8)
             else:
                 run = next(r for r in runs if r.key == column)
                 value = dice[column][case]
                 shown = '–' if value is None else f'{value:.3f}'
-                ax.set_title(f'{case}: {METHODS[run.method].name}\nDice {shown}', fontsize=8)
+                ax.set_title(f'{case}\n{textwrap.fill(METHODS[run.method].name, TITLE_WIDTH)}\nDice {shown}',
+                             fontsize=7)
         row[0].set_ylabel(f'{role}\nslice {z}', fontsize=9)
         cases.append({'role': role, 'case': case, 'slice': z, 'gain': gains[case],
                       'dice': {run.key: dice[run.key][case] for run in runs}})

@@ -91,14 +91,14 @@ def contribution_table(contribution: dict, dtc_gap_rows: List[dict]) -> List[str
     for row in contribution['per_seed']:
         gap = gaps.get(row['seed'])
         cells.append([str(row['seed']), *[cell for m in (DICE, HD95_MM) for cell in _contribution_cells(row[m], m)],
-                      MISSING if not gap or gap[DICE] is None else f'{100 * gap[DICE]:.0f} %'])
+                      MISSING if not gap or gap[DICE] is None else percent(gap[DICE])])
     if len(contribution['per_seed']) > 1:
         over = contribution['over_seeds']
         gap = gaps.get(SEED_SUMMARY)
         cells.append([SEED_SUMMARY, *[cell for m in (DICE, HD95_MM) for cell in _contribution_cells(
             {**over[m]['seed_averaged'], 'difference': over[m]['difference']}, m)],
             MISSING if not gap or gap[DICE]['mean'] is None else
-            f'{100 * gap[DICE]["mean"]:.0f} ± {100 * gap[DICE]["std"]:.0f} %'])
+            f'{percent(gap[DICE]["mean"])[:-2]} ± {percent(gap[DICE]["std"])}'])
     return _table(['Seed', 'Dice difference', 'p (Dice)', 'W/L/T (Dice)', 'HD95 difference (mm)', 'p (HD95)',
                    'W/L/T (HD95)', 'DTC: share of the gap closed (Dice)'], cells)
 
@@ -106,6 +106,11 @@ def contribution_table(contribution: dict, dtc_gap_rows: List[dict]) -> List[str
 def _contribution_cells(comparison: dict, metric: str) -> List[str]:
     return [mean_std(comparison['difference'], DECIMALS[metric]), p_value(comparison['p_value']),
             f'{comparison["wins"]}/{comparison["losses"]}/{comparison["ties"]}']
+
+
+def percent(share: float) -> str:
+    """A share as a whole percentage (never '-0 %')."""
+    return f'{round(100 * share) + 0:.0f} %'
 
 
 def gap_table(rows: List[dict]) -> List[str]:
@@ -116,9 +121,9 @@ def gap_table(rows: List[dict]) -> List[str]:
             continue
         if 'seeds' in row:
             values = [MISSING if gaps[m]['mean'] is None else
-                      f'{100 * gaps[m]["mean"]:.0f} ± {100 * gaps[m]["std"]:.0f} %' for m in TABLE_METRICS]
+                      f'{percent(gaps[m]["mean"])[:-2]} ± {percent(gaps[m]["std"])}' for m in TABLE_METRICS]
         else:
-            values = [MISSING if gaps[m] is None else f'{100 * gaps[m]:.0f} %' for m in TABLE_METRICS]
+            values = [MISSING if gaps[m] is None else percent(gaps[m]) for m in TABLE_METRICS]
         cells.append([row['method_name'], str(row['seed']), *values])
     return _table(['Method', 'Seed', *METRIC_HEADERS.values()], cells)
 

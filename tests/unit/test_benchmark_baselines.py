@@ -9,7 +9,7 @@ from nnunetv2_dtc.benchmark.comparison import SEED_SUMMARY, summarize_postproces
 from nnunetv2_dtc.benchmark.data import BenchmarkDataError, BenchmarkDataset
 from nnunetv2_dtc.benchmark.derived_data import derived_plans, plan_training_datasets, upper_bound_labels
 from nnunetv2_dtc.benchmark.metrics import METRIC_NAMES, NO_POSTPROCESSING
-from nnunetv2_dtc.benchmark.overlays import LARGEST_GAIN, LARGEST_LOSS, MEDIAN, foreground_classes, \
+from nnunetv2_dtc.benchmark.overlays import LARGEST_GAIN, LARGEST_LOSS, MEDIAN, crop_window, foreground_classes, \
     largest_reference_slice, select_cases
 from nnunetv2_dtc.benchmark.report import contribution_table, gap_table
 from nnunetv2_dtc.benchmark.settings import BenchmarkSettings, BenchmarkSettingsError
@@ -223,3 +223,12 @@ def test_a_student_trained_on_other_pseudo_labels_is_refused_before_its_dataset_
     refuse_retraining_on_other_labels(run, {'checkpoint': 'teacher.pth', 'checkpoint_mtime_ns': 1})
     with pytest.raises(BenchmarkRunConflict, match='trained on pseudo-labels of another teacher checkpoint'):
         refuse_retraining_on_other_labels(run, {'checkpoint': 'teacher.pth', 'checkpoint_mtime_ns': 2})
+
+
+def test_the_gallery_crops_to_the_foreground_of_every_segmentation_with_a_margin():
+    reference, prediction = np.zeros((100, 80), dtype=np.uint8), np.zeros((100, 80), dtype=np.uint8)
+    reference[40:50, 30:40] = 1
+    prediction[45:60, 35:38] = 2
+    rows, columns = crop_window([reference, prediction])
+    assert (rows.start, rows.stop) == (40 - 8, 60 + 8) and (columns.start, columns.stop) == (30 - 8, 40 + 8)
+    assert crop_window([np.zeros((5, 5))]) == (slice(None), slice(None))
