@@ -19,6 +19,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json, save_json, subfiles
 from nnunetv2.paths import nnUNet_preprocessed, nnUNet_raw
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+from nnunetv2.utilities.utils import create_paths_fn
 
 from nnunetv2_dtc.benchmark.commands import BenchmarkSteps
 from nnunetv2_dtc.benchmark.data import BenchmarkDataError, BenchmarkDataset, missing_preprocessing
@@ -138,11 +139,6 @@ def upper_bound_labels(dataset: BenchmarkDataset, unlabeled_cases: Sequence[str]
     return labels, {'split_file': split_file, 'split_record': json_sha256(record), 'source_folder': source_folder}
 
 
-def _image_files(folder: str, case: str, file_ending: str) -> List[str]:
-    pattern = re.compile(re.escape(case) + r'_\d{4}' + re.escape(file_ending))
-    return [join(folder, f) for f in subfiles(folder, suffix=file_ending, join=False) if pattern.fullmatch(f)]
-
-
 def prepare_derived_dataset(method: str, dataset_id: int, name: str, dataset: BenchmarkDataset,
                             unlabeled_cases: List[str], labels: Dict[str, str], labels_source, settings:
                             BenchmarkSettings, configuration: str, steps: BenchmarkSteps) -> BenchmarkDataset:
@@ -178,8 +174,9 @@ def _write_raw_dataset(raw_folder: str, dataset: BenchmarkDataset, content: dict
     labeled = labeled_case_files(dataset.raw_folder, source_json)
     ending = dataset.file_ending
     unlabeled_folder = join(dataset.raw_folder, UNLABELED_IMAGES_FOLDER_NAME)
+    unlabeled_files = subfiles(unlabeled_folder, suffix=ending, join=False, sort=True)  # listed once, not per case
     cases = {case: (labeled[case]['images'], labeled[case]['label'], False) for case in dataset.labeled_cases}
-    cases.update({case: (_image_files(unlabeled_folder, case, ending), labels[case], copy_labels)
+    cases.update({case: (create_paths_fn(unlabeled_folder, unlabeled_files, ending, case), labels[case], copy_labels)
                   for case in unlabeled_cases})
     with staged_folder(raw_folder) as staging:
         os.makedirs(join(staging, 'imagesTr'))
