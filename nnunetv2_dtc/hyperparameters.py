@@ -15,6 +15,10 @@ def check_dtc_hyperparameters(trainer) -> None:
             problems.append(f'{attribute} = {value!r} must be >= 0')
         elif attribute in _POSITIVE and value <= 0:
             problems.append(f'{attribute} = {value!r} must be > 0')
+    per_labeled = trainer.unlabeled_patches_per_labeled
+    if isinstance(per_labeled, bool) or not isinstance(per_labeled, int) or per_labeled < 1:
+        problems.append(f'unlabeled_patches_per_labeled = {per_labeled!r} must be an int >= 1 (0 unlabelled patches: '
+                        f'use_unlabeled_data = False)')
     unlabeled = trainer.unlabeled_batch_size
     if unlabeled is not None and (isinstance(unlabeled, bool) or not isinstance(unlabeled, int) or unlabeled < 0):
         problems.append(f'unlabeled_batch_size = {unlabeled!r} must be None (as many as labelled) or an int >= 0')

@@ -1,13 +1,14 @@
 """DTC's loss (Luo et al., AAAI 2021; official code train_la_dtc.py): nnU-Net's own (deep-supervision) segmentation
 loss on the labelled samples, plus the level-set regression on them, plus the dual-task consistency on all samples
 weighted by the ramp-up lambda(t)."""
-from typing import Dict, Optional
+from typing import Dict, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
 from nnunetv2_dtc.dataloading.batch import DTCTargets
+from nnunetv2_dtc.gradient_norms import gradient_norms
 from nnunetv2_dtc.level_set_head import split_segmentation_and_level_set
 
 # Defaults of the official DTC code (train_la_dtc.py and utils/ramps.py).
@@ -49,6 +50,14 @@ def sdf_loss(level_set: torch.Tensor, sdf_target: torch.Tensor, valid: Optional[
     return squared_error[valid].sum() / valid.sum().clamp_min(1)
 
 
+def present_classes(sdf_target: torch.Tensor) -> torch.Tensor:
+    """Bool (samples, channels, 1, ...) broadcastable to `sdf_target`: whether the class (or region) occurs in the
+    sample. compute_sdf gives an all-zero channel exactly when it does not: a present class has a non-zero SDF
+    outside it, or -1 when it fills the patch."""
+    present = sdf_target.flatten(2).abs().amax(2) > 0
+    return present.view(*present.shape, *([1] * (sdf_target.ndim - 2)))
+
+
 def consistency_squared_error_sum(level_set: torch.Tensor, seg_logits: torch.Tensor, has_regions: bool,
                                   sharpness: float) -> torch.Tensor:
     """sum((sigmoid(-k * level_set) - p)^2) over all samples, channels and voxels, computed in float32. DTC's
@@ -64,12 +73,15 @@ class DTCLoss(nn.Module):
 
     `segmentation_loss` is the loss nnUNetTrainer._build_loss returns (Dice+CE or Dice+BCE, wrapped for deep
     supervision), applied unchanged to the labelled samples. The SDF term covers labelled samples (minus
-    ignore-label voxels), the consistency term all samples. Called with a plain nnU-Net target (validation
-    batches, eval-mode outputs), it is exactly `segmentation_loss`. The last training call's unweighted terms
-    are kept in `last_terms` for logging."""
+    ignore-label voxels, and with `mask_absent_classes` the channels of classes absent from a sample), the
+    consistency term all samples. Called with a plain nnU-Net target (validation batches, eval-mode outputs), it is
+    exactly `segmentation_loss`. The last training call's unweighted terms are kept in `last_terms` for logging;
+    when `measure_gradients_of` holds parameters, that call also puts each weighted term's gradient norm with
+    respect to them into `last_gradient_norms` (gradient_norms.py) and clears `measure_gradients_of`."""
 
     def __init__(self, segmentation_loss: nn.Module, num_segmentation_channels: int, has_regions: bool,
-                 ignore_label: Optional[int], sdf_weight: float, level_set_sharpness: float):
+                 ignore_label: Optional[int], sdf_weight: float, level_set_sharpness: float,
+                 mask_absent_classes: bool = False):
         super().__init__()
         self.segmentation_loss = segmentation_loss
         self.num_segmentation_channels = num_segmentation_channels
@@ -77,8 +89,11 @@ class DTCLoss(nn.Module):
         self.ignore_label = ignore_label
         self.sdf_weight = sdf_weight
         self.level_set_sharpness = level_set_sharpness
+        self.mask_absent_classes = mask_absent_classes
         self.consistency_weight = 0.0
         self.last_terms: Dict[str, torch.Tensor] = {}
+        self.measure_gradients_of: Optional[Sequence[nn.Parameter]] = None
+        self.last_gradient_norms: Dict[str, float] = {}
 
     def forward(self, output, target) -> torch.Tensor:
         if not isinstance(target, DTCTargets):
@@ -90,15 +105,23 @@ class DTCLoss(nn.Module):
         # over both parts so that each part's gradient is written once
         batch_parts = [n, seg_logits.shape[0] - n]
         seg_parts, level_set_parts = seg_logits.split(batch_parts), level_set.split(batch_parts)
-        consistency = sum(consistency_squared_error_sum(ls, seg, self.has_regions, self.level_set_sharpness)
-                          for ls, seg in zip(level_set_parts, seg_parts)) / level_set.numel()
+        labeled_consistency, unlabeled_consistency = (
+            consistency_squared_error_sum(ls, seg, self.has_regions, self.level_set_sharpness) / level_set.numel()
+            for ls, seg in zip(level_set_parts, seg_parts))
+        consistency = labeled_consistency + unlabeled_consistency
         if n == 0:
             supervised = level_set_loss = torch.zeros((), device=consistency.device)
         else:
             supervised, level_set_loss = self._labeled_terms(outputs, seg_parts[0], level_set_parts[0], target, n)
         self.last_terms = {'supervised_loss': supervised.detach(), 'sdf_loss': level_set_loss.detach(),
                            'consistency_loss': consistency.detach()}
-        return supervised + self.sdf_weight * level_set_loss + self.consistency_weight * consistency
+        weighted = {'supervised': supervised, 'sdf': self.sdf_weight * level_set_loss,
+                    'consistency': self.consistency_weight * consistency,
+                    'consistency_unlabeled': self.consistency_weight * unlabeled_consistency}
+        if self.measure_gradients_of is not None:
+            self.last_gradient_norms = gradient_norms(weighted, self.measure_gradients_of)
+            self.measure_gradients_of = None
+        return weighted['supervised'] + weighted['sdf'] + weighted['consistency']
 
     def _labeled_terms(self, outputs, labeled_seg_logits, labeled_level_set, target: DTCTargets, n: int):
         labeled_outputs = [labeled_seg_logits] + [o[:n] for o in outputs[1:]]
@@ -111,8 +134,17 @@ class DTCLoss(nn.Module):
         else:
             supervised = self.segmentation_loss(labeled_outputs[0], target.segmentation)
             full_resolution_target = target.segmentation
-        level_set_loss = sdf_loss(labeled_level_set.float(), target.sdf, self._annotated(full_resolution_target))
+        level_set_loss = sdf_loss(labeled_level_set.float(), target.sdf, self._sdf_loss_voxels(target.sdf,
+                                                                                               full_resolution_target))
         return supervised, level_set_loss
+
+    def _sdf_loss_voxels(self, sdf_target: torch.Tensor, full_resolution_target: torch.Tensor) \
+            -> Optional[torch.Tensor]:
+        annotated = self._annotated(full_resolution_target)
+        if not self.mask_absent_classes:
+            return annotated
+        present = present_classes(sdf_target)
+        return present if annotated is None else present & annotated
 
     def _annotated(self, full_resolution_target: torch.Tensor) -> Optional[torch.Tensor]:
         """Voxels that take part in the SDF loss: all but the ignore label's (nnU-Net encodes it as the last

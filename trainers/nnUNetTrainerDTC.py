@@ -19,6 +19,7 @@ from nnunetv2_dtc.dataloading.mixed_loader import LabeledUnlabeledDataLoader, sp
 from nnunetv2_dtc.dataloading.transforms import SignedDistanceTargetTransform, unlabeled_training_transforms, \
     with_sdf_targets
 from nnunetv2_dtc.dataloading.unlabeled_loader import UnlabeledPatchLoader
+from nnunetv2_dtc.gradient_norms import GRADIENT_NORM_LOG_KEYS
 from nnunetv2_dtc.hyperparameters import check_dtc_hyperparameters
 from nnunetv2_dtc.level_set_head import add_level_set_head, get_level_set_head, num_level_set_channels_from_plans, \
     record_level_set_channels
@@ -45,10 +46,15 @@ class nnUNetTrainerDTC(nnUNetTrainer):
     max_consistency_weight: float = DEFAULT_MAX_CONSISTENCY_WEIGHT
     # lambda(t) ramps up over this fraction of all training iterations (DTC: the whole run)
     consistency_rampup_fraction: float = 1.0
-    # unlabelled patches per batch across all ranks; None: as many as labelled (DTC used 2 + 2)
+    # unlabelled patches per batch across all ranks; None: unlabeled_patches_per_labeled times the labelled ones
     unlabeled_batch_size: Optional[int] = None
+    unlabeled_patches_per_labeled: int = 1  # DTC used 2 + 2
     # False gives the ablation "DTC losses on the labelled patches only"
     use_unlabeled_data: bool = True
+    # True leaves the classes absent from a labelled patch out of the SDF loss (DTC: their all-zero SDF counts)
+    mask_absent_classes_in_sdf_loss: bool = False
+    # gradient norm of each weighted loss term, measured on the first training step of every epoch (gradient_norms.py)
+    log_gradient_norms: bool = True
 
     def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
                  device: torch.device = torch.device('cuda')):
@@ -58,6 +64,7 @@ class nnUNetTrainerDTC(nnUNetTrainer):
         record_level_set_channels(self.plans_manager.plans, self.num_level_set_channels)
         register_dtc_log_keys(self.logger)
         self.iteration_in_epoch = 0
+        self.epoch_gradient_norms = {}
 
     @staticmethod
     def build_network_architecture(plans_manager: PlansManager,
@@ -82,7 +89,7 @@ class nnUNetTrainerDTC(nnUNetTrainer):
     def _build_loss(self):
         lm = self.label_manager
         return DTCLoss(super()._build_loss(), lm.num_segmentation_heads, lm.has_regions, lm.ignore_label,
-                       self.sdf_loss_weight, self.level_set_sharpness)
+                       self.sdf_loss_weight, self.level_set_sharpness, self.mask_absent_classes_in_sdf_loss)
 
     def consistency_weight_at(self, iteration: int) -> float:
         rampup_iterations = self.consistency_rampup_fraction * self.num_epochs * self.num_iterations_per_epoch
@@ -90,7 +97,7 @@ class nnUNetTrainerDTC(nnUNetTrainer):
 
     def _unlabeled_batch_size_here(self) -> int:
         if self.unlabeled_batch_size is None:
-            return self.batch_size
+            return self.unlabeled_patches_per_labeled * self.batch_size
         if self.is_ddp:
             return split_global_batch_size(self.unlabeled_batch_size, dist.get_world_size(), dist.get_rank())
         return self.unlabeled_batch_size
@@ -190,6 +197,9 @@ class nnUNetTrainerDTC(nnUNetTrainer):
     def on_train_start(self):
         super().on_train_start()
         get_level_set_head(self._unwrapped_network()).emit_level_set = True
+        reason = self._gradient_norms_unavailable_because()
+        if self.log_gradient_norms and reason is not None:
+            self.print_to_log_file(f'DTC gradient norms are not measured with {reason} (logged as NaN)')
 
     def _unwrapped_network(self) -> nn.Module:
         network = self.network.module if self.is_ddp else self.network
@@ -198,17 +208,31 @@ class nnUNetTrainerDTC(nnUNetTrainer):
     def on_train_epoch_start(self):
         super().on_train_epoch_start()
         self.iteration_in_epoch = 0
+        self.epoch_gradient_norms = {}
 
     def train_step(self, batch: dict) -> dict:
         iteration = self.current_epoch * self.num_iterations_per_epoch + self.iteration_in_epoch
+        measure = self.iteration_in_epoch == 0 and self._can_measure_gradient_norms()
         self.iteration_in_epoch += 1
         self.loss.consistency_weight = self.consistency_weight_at(iteration)
+        if measure:
+            self.loss.measure_gradients_of = [p for p in self.network.parameters() if p.requires_grad]
         result = super().train_step({**batch, 'target': dtc_targets(batch, self.enable_deep_supervision)})
         terms = torch.stack([self.loss.last_terms[k] for k in LOSS_TERMS]).float().cpu().numpy()
         result.update(dict(zip(LOSS_TERMS, terms)))
         result['consistency_weight'] = np.float32(self.loss.consistency_weight)
+        if measure:
+            self.epoch_gradient_norms = dict(self.loss.last_gradient_norms)
         self._stop_if_not_finite(result)
         return result
+
+    def _can_measure_gradient_norms(self) -> bool:
+        return self.log_gradient_norms and self._gradient_norms_unavailable_because() is None
+
+    def _gradient_norms_unavailable_because(self) -> Optional[str]:
+        """Not under DDP (each rank would measure its own shard's gradient) nor with torch.compile (not tested with
+        the extra backward passes)."""
+        return 'DDP' if self.is_ddp else 'torch.compile' if hasattr(self.network, '_orig_mod') else None
 
     def _stop_if_not_finite(self, step_result: dict) -> None:
         bad = [k for k in ('loss', *LOSS_TERMS) if not np.all(np.isfinite(step_result[k]))]
@@ -226,6 +250,11 @@ class nnUNetTrainerDTC(nnUNetTrainer):
             self.logger.log(key, self._mean_over_ranks(outputs[name]), self.current_epoch)
         self.print_to_log_file(', '.join(f'{name} {np.round(self.logger.get_value(key, step=-1), decimals=4)}'
                                          for name, key in DTC_LOG_KEYS.items()))
+        for name, key in GRADIENT_NORM_LOG_KEYS.items():
+            self.logger.log(key, self.epoch_gradient_norms.get(name, float('nan')), self.current_epoch)
+        if self.epoch_gradient_norms:
+            self.print_to_log_file('gradient norms (weighted terms, first step): ' + ', '.join(
+                f'{name} {value:.3g}' for name, value in self.epoch_gradient_norms.items()))
 
     def _mean_over_ranks(self, values) -> float:
         if not self.is_ddp:
@@ -237,4 +266,5 @@ class nnUNetTrainerDTC(nnUNetTrainer):
     def on_epoch_end(self):
         super().on_epoch_end()
         if self.local_rank == 0:
-            plot_dtc_progress(self.logger, self.output_folder)
+            plot_dtc_progress(self.logger, self.output_folder, f'{self.__class__.__name__}: '
+                              f'{self.plans_manager.dataset_name}, {self.configuration_name}, fold {self.fold}')

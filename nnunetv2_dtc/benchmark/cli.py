@@ -42,7 +42,9 @@ def _parser() -> argparse.ArgumentParser:
                         metavar='METHOD',
                         help=f'Methods to compare: {", ".join(SELECTABLE_METHODS)}. pseudo_label: nnU-Net\'s own model '
                              f'predicts the unlabelled images and nnU-Net trains again on all (needs nnUNetTrainer); '
-                             f'dtc_pseudo_label: the same with DTC\'s predictions (needs nnUNetTrainerDTC). Default: '
+                             f'dtc_pseudo_label: the same with DTC\'s predictions (needs nnUNetTrainerDTC). '
+                             f'nnUNetTrainerDTC_<variant>: issue #14\'s variants (README); a DTC method\'s gain over '
+                             f'its labelled-only ablation, when both run, is the report\'s headline. Default: '
                              f'{" ".join(DEFAULT_TRAINERS)}.')
     parser.add_argument('--upper_bound', action='store_true',
                         help='Also train nnU-Net on the labelled plus the unlabelled cases with their true labels (a '

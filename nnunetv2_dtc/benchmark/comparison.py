@@ -10,7 +10,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from nnunetv2_dtc.benchmark.metrics import ASD_MM, DICE, HD95_MM, IOU, METRIC_NAMES, STD_DDOF, summarize
-from nnunetv2_dtc.benchmark.settings import DTC_TRAINER, LABELED_ONLY_TRAINER, METHODS, UPPER_BOUND, VANILLA_TRAINER
+from nnunetv2_dtc.benchmark.settings import METHODS, UPPER_BOUND, VANILLA_TRAINER
 from nnunetv2_dtc.benchmark.statistics import compare_folder_metrics
 from nnunetv2_dtc.benchmark.training import BenchmarkRun
 
@@ -115,23 +115,31 @@ def summarize_postprocessing(runs: Sequence[BenchmarkRun], results: Dict[str, di
 
 
 def unlabeled_contribution(runs: Sequence[BenchmarkRun], extended: Dict[str, dict]) -> Optional[dict]:
-    """What the unlabelled images add: DTC against its labelled-only ablation, paired per test case with the same
-    seed, the ablation being DTC's network and losses without them. {'per_seed': [{'seed', metric: comparison}],
+    """What the unlabelled images add, for each DTC method that ran with its labelled-only ablation (Method.ablation,
+    the same network and losses without them): {method: {'ablation', 'per_seed': [{'seed', metric: comparison}],
     'over_seeds': {metric: {'difference': summarize(per-seed mean differences), 'seed_averaged': comparison of the
-    per-case values averaged over seeds}}}, or None when the two did not both run."""
+    per-case values averaged over seeds}}}}, paired per test case with the same seed; None when no pair ran."""
     by_method_seed = {(run.method, run.seed): run.key for run in runs}
-    seeds = [seed for seed in dict.fromkeys(run.seed for run in runs)
-             if (DTC_TRAINER, seed) in by_method_seed and (LABELED_ONLY_TRAINER, seed) in by_method_seed]
-    if not seeds:
-        return None
+    contributions = {}
+    for method in dict.fromkeys(run.method for run in runs):
+        ablation = METHODS[method].ablation
+        seeds = [seed for seed in dict.fromkeys(run.seed for run in runs)
+                 if (method, seed) in by_method_seed and (ablation, seed) in by_method_seed]
+        if ablation is not None and seeds:
+            contributions[method] = {'ablation': ablation,
+                                     **_paired_over_seeds(extended, [by_method_seed[(method, s)] for s in seeds],
+                                                          [by_method_seed[(ablation, s)] for s in seeds], seeds)}
+    return contributions or None
+
+
+def _paired_over_seeds(extended: Dict[str, dict], keys: Sequence[str], reference_keys: Sequence[str],
+                       seeds: Sequence[int]) -> dict:
     per_seed = []
-    for seed in seeds:
-        comparison = compare_folder_metrics(extended[by_method_seed[(DTC_TRAINER, seed)]],
-                                            extended[by_method_seed[(LABELED_ONLY_TRAINER, seed)]])
+    for seed, key, reference_key in zip(seeds, keys, reference_keys):
+        comparison = compare_folder_metrics(extended[key], extended[reference_key])
         per_seed.append({'seed': seed, **_short_comparison(comparison[FOREGROUND])})
-    averaged = compare_folder_metrics(
-        seed_average([extended[by_method_seed[(DTC_TRAINER, seed)]] for seed in seeds]),
-        seed_average([extended[by_method_seed[(LABELED_ONLY_TRAINER, seed)]] for seed in seeds]))
+    averaged = compare_folder_metrics(seed_average([extended[k] for k in keys]),
+                                      seed_average([extended[k] for k in reference_keys]))
     averaged = _short_comparison(averaged[FOREGROUND])
     return {'per_seed': per_seed,
             'over_seeds': {metric: {'difference': summarize([row[metric]['difference']['mean'] for row in per_seed]),

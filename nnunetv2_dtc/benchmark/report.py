@@ -4,7 +4,7 @@ from typing import List, Optional
 
 from nnunetv2_dtc.benchmark.comparison import SEED_SUMMARY, TABLE_METRICS
 from nnunetv2_dtc.benchmark.metrics import DICE, HD95_MM, LARGEST_COMPONENT, NO_POSTPROCESSING
-from nnunetv2_dtc.benchmark.settings import DTC_TRAINER, METHODS, VANILLA_TRAINER
+from nnunetv2_dtc.benchmark.settings import METHODS, VANILLA_TRAINER
 
 METRIC_HEADERS = {'Dice': 'Dice', 'IoU': 'IoU', 'HD95_mm': 'HD95 (mm)', 'ASD_mm': 'ASD (mm)'}
 # decimals shown: overlap scores in [0, 1], distances in mm, seconds per epoch
@@ -15,11 +15,12 @@ MISSING = '–'
 TABLE_TITLES = {NO_POSTPROCESSING: 'Test set, as predicted',
                 LARGEST_COMPONENT: 'Test set, largest connected component per class (post-processed)'}
 CONTRIBUTION_EXPLANATION = ('The headline figure: both train DTC\'s network and losses on the same labelled cases, '
-                            'seed and schedule; only DTC also sees the unlabelled images. Differences: mean ± std over '
-                            'the test cases of DTC − ablation (per seed), and mean ± std over seeds of the per-seed '
-                            'mean differences in the summary row, whose p and W/L/T pair the per-case values averaged '
-                            'over seeds. A gain smaller than the seed-to-seed spread is no evidence that the '
-                            'unlabelled images count.')
+                            'seed and schedule; only DTC also sees the unlabelled images. One table per DTC method '
+                            'that ran with its ablation; the last column is the DTC method\'s own share of the gap to '
+                            'the upper bound. Differences: mean ± std over the test cases of DTC − ablation (per '
+                            'seed), and mean ± std over seeds of the per-seed mean differences in the summary row, '
+                            'whose p and W/L/T pair the per-case values averaged over seeds. A gain smaller than the '
+                            'seed-to-seed spread is no evidence that the unlabelled images count.')
 GAP_EXPLANATION = ('(method − nnU-Net) / (upper bound − nnU-Net) of the test means, with nnU-Net and the upper bound '
                    'of the same seed: 0 % is vanilla nnU-Net, 100 % the upper bound (nnU-Net trained with the true '
                    'labels of the unlabelled images too). Seed summaries: mean ± std over seeds. For HD95 and ASD '
@@ -100,7 +101,7 @@ def contribution_table(contribution: dict, dtc_gap_rows: List[dict]) -> List[str
             MISSING if not gap or gap[DICE]['mean'] is None else
             f'{percent(gap[DICE]["mean"])[:-2]} ± {percent(gap[DICE]["std"])}'])
     return _table(['Seed', 'Dice difference', 'p (Dice)', 'W/L/T (Dice)', 'HD95 difference (mm)', 'p (HD95)',
-                   'W/L/T (HD95)', 'DTC: share of the gap closed (Dice)'], cells)
+                   'W/L/T (HD95)', 'Share of the gap closed (Dice)'], cells)
 
 
 def _contribution_cells(comparison: dict, metric: str) -> List[str]:
@@ -165,12 +166,15 @@ def benchmark_markdown(report: dict) -> str:
         lines += ['', f'Rows "{SEED_SUMMARY}": mean ± std across seeds of the per-seed test means ("(n=K)" there: '
                       f'only K seeds had a defined mean); their p and W/L/T compare the per-case values averaged '
                       f'over seeds.']
-    contribution = report['results'][NO_POSTPROCESSING].get('unlabeled_contribution')
-    if contribution:
-        gaps = [row for row in report['results'][NO_POSTPROCESSING]['rows']
-                if row['method'] == DTC_TRAINER and row.get('gap_closed')]
+    contributions = report['results'][NO_POSTPROCESSING].get('unlabeled_contribution')
+    if contributions:
         lines += ['', '## What the unlabelled images add (DTC − its labelled-only ablation, test set as predicted)', '',
-                  CONTRIBUTION_EXPLANATION, '', *contribution_table(contribution, gaps)]
+                  CONTRIBUTION_EXPLANATION]
+        for method, contribution in contributions.items():
+            gaps = [row for row in report['results'][NO_POSTPROCESSING]['rows']
+                    if row['method'] == method and row.get('gap_closed')]
+            lines += ['', f'{METHODS[method].name} (`{method}`) − {METHODS[contribution["ablation"]].name} '
+                          f'(`{contribution["ablation"]}`):', '', *contribution_table(contribution, gaps)]
     for postprocessing in (NO_POSTPROCESSING, LARGEST_COMPONENT):
         rows = report['results'][postprocessing]['rows']
         lines += ['', f'## {TABLE_TITLES[postprocessing]}', '', *main_table(rows)]

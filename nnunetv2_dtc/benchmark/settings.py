@@ -20,6 +20,7 @@ class Method(NamedTuple):
     trains_on_unlabeled_images: bool = False  # reads the preprocessed unlabelled images during training (DTC)
     training_data: str = SOURCE_DATA
     teacher: Optional[str] = None  # PSEUDO_LABELS: the method whose predictions of the unlabelled images are used
+    ablation: Optional[str] = None  # a DTC method's labelled-only ablation: what the unlabelled images add is the gap
 
     @property
     def uses_unlabeled_images(self) -> bool:
@@ -29,17 +30,41 @@ class Method(NamedTuple):
 VANILLA_TRAINER = 'nnUNetTrainer'
 DTC_TRAINER = 'nnUNetTrainerDTC'
 LABELED_ONLY_TRAINER = 'nnUNetTrainerDTC_LabeledOnly'
+_TRAINERS_PACKAGE = 'nnunetv2_dtc.trainers'
 PSEUDO_LABEL = 'pseudo_label'
 DTC_PSEUDO_LABEL = 'dtc_pseudo_label'
 UPPER_BOUND = 'upper_bound'
 _VANILLA_MODULE = 'nnunetv2.training.nnUNetTrainer.nnUNetTrainer'
+# issue #14's variants of DTC (trainers/nnUNetTrainerDTC_<variant>.py): (variant, what it changes, its ablation)
+DTC_VARIANTS = (
+    ('MaskedSDF', 'SDF loss without absent classes', 'nnUNetTrainerDTC_MaskedSDF_LabeledOnly'),
+    ('DiceOnly', 'Dice-only supervision', 'nnUNetTrainerDTC_DiceOnly_LabeledOnly'),
+    ('ShortRamp', 'lambda ramp over 27 % of the run', 'nnUNetTrainerDTC_ShortRamp_LabeledOnly'),
+    ('MoreUnlabeled', '2 unlabelled patches per labelled one', LABELED_ONLY_TRAINER),
+)
+
+
+def variant_methods() -> dict:
+    """The benchmark methods of DTC_VARIANTS: each variant and, where it has its own, its labelled-only ablation."""
+    methods = {}
+    for variant, change, ablation in DTC_VARIANTS:
+        trainer = f'{DTC_TRAINER}_{variant}'
+        module = f'{_TRAINERS_PACKAGE}.{trainer}'
+        methods[trainer] = Method(f'DTC, {change}', trainer, module,
+                                  trains_on_unlabeled_images=True, ablation=ablation)
+        if ablation != LABELED_ONLY_TRAINER:
+            methods[ablation] = Method(f'DTC, {change}, labelled only (ablation)', ablation, module)
+    return methods
+
+
 # in the order they are trained for a seed (a teacher before its students) and shown
 METHODS = {
     VANILLA_TRAINER: Method('nnU-Net (labelled only)', VANILLA_TRAINER, _VANILLA_MODULE),
-    DTC_TRAINER: Method('DTC (labelled + unlabelled)', DTC_TRAINER, 'nnunetv2_dtc.trainers.nnUNetTrainerDTC',
-                        trains_on_unlabeled_images=True),
+    DTC_TRAINER: Method('DTC (labelled + unlabelled)', DTC_TRAINER, f'{_TRAINERS_PACKAGE}.nnUNetTrainerDTC',
+                        trains_on_unlabeled_images=True, ablation=LABELED_ONLY_TRAINER),
     LABELED_ONLY_TRAINER: Method('DTC losses, labelled only (ablation)', LABELED_ONLY_TRAINER,
-                                 'nnunetv2_dtc.trainers.nnUNetTrainerDTC_LabeledOnly'),
+                                 f'{_TRAINERS_PACKAGE}.nnUNetTrainerDTC_LabeledOnly'),
+    **variant_methods(),
     # nnU-Net's maintainers' recipe for unlabelled data (MIC-DKFZ/nnUNet #2233, #2338): train on the labelled cases,
     # predict the unlabelled ones, train again on both
     PSEUDO_LABEL: Method('nnU-Net + pseudo-labels (self-training)', VANILLA_TRAINER, _VANILLA_MODULE,

@@ -103,7 +103,8 @@ def test_benchmark_runs_all_methods_reports_them_and_reuses_finished_runs(nnunet
     _check_derived_datasets(nnunet_env, out, report, source)
     _check_gap_closed(report, markdown)
     _check_overlays(report, markdown)
-    contribution = report['results']['none']['unlabeled_contribution']['per_seed'][0]['Dice']['difference']
+    contribution = report['results']['none']['unlabeled_contribution']['nnUNetTrainerDTC']['per_seed'][0]['Dice'][
+        'difference']
     assert contribution['mean'] == pytest.approx(_foreground_mean(report, TRAINERS['nnUNetTrainerDTC'], 'Dice') -
                                                  _foreground_mean(report, TRAINERS['nnUNetTrainerDTC_LabeledOnly'],
                                                                   'Dice'))

@@ -187,7 +187,9 @@ def test_what_the_unlabelled_images_add_is_dtc_against_its_ablation_per_seed_and
     infos = {run.key: {'epoch_seconds': {'mean': 1.0, 'std': 0.0, 'per_epoch': [1.0]}, 'parameters': 1}
              for run in runs}
     summary = summarize_postprocessing(runs, {run.key: _result(dice[run.method, run.seed]) for run in runs}, infos)
-    contribution = summary['unlabeled_contribution']
+    assert list(summary['unlabeled_contribution']) == ['nnUNetTrainerDTC']
+    contribution = summary['unlabeled_contribution']['nnUNetTrainerDTC']
+    assert contribution['ablation'] == 'nnUNetTrainerDTC_LabeledOnly'
 
     differences = {seed: np.subtract(dice['nnUNetTrainerDTC', seed], dice['nnUNetTrainerDTC_LabeledOnly', seed])
                    for seed in (0, 1)}
@@ -232,3 +234,22 @@ def test_the_gallery_crops_to_the_foreground_of_every_segmentation_with_a_margin
     rows, columns = crop_window([reference, prediction])
     assert (rows.start, rows.stop) == (40 - 8, 60 + 8) and (columns.start, columns.stop) == (30 - 8, 40 + 8)
     assert crop_window([np.zeros((5, 5))]) == (slice(None), slice(None))
+
+
+def test_each_dtc_variant_is_paired_with_its_own_ablation():
+    dice = {'nnUNetTrainerDTC': [0.75, 0.5], 'nnUNetTrainerDTC_LabeledOnly': [0.5, 0.5],
+            'nnUNetTrainerDTC_MaskedSDF': [0.5, 0.25], 'nnUNetTrainerDTC_MaskedSDF_LabeledOnly': [0.75, 0.5],
+            'nnUNetTrainerDTC_MoreUnlabeled': [1.0, 0.75], 'nnUNetTrainerDTC_DiceOnly': [0.5, 0.5]}
+    runs = [BenchmarkRun(m, 0, f'{m}_1ep_2it_s0', '', 1, 'Dataset001_A') for m in dice]
+    infos = {run.key: {'epoch_seconds': {'mean': 1.0, 'std': 0.0, 'per_epoch': [1.0]}, 'parameters': 1}
+             for run in runs}
+    contributions = summarize_postprocessing(runs, {run.key: _result(dice[run.method]) for run in runs}, infos)[
+        'unlabeled_contribution']
+    # DiceOnly ran without its ablation: no figure for it
+    assert {m: c['ablation'] for m, c in contributions.items()} == {
+        'nnUNetTrainerDTC': 'nnUNetTrainerDTC_LabeledOnly',
+        'nnUNetTrainerDTC_MaskedSDF': 'nnUNetTrainerDTC_MaskedSDF_LabeledOnly',
+        'nnUNetTrainerDTC_MoreUnlabeled': 'nnUNetTrainerDTC_LabeledOnly'}
+    for method, contribution in contributions.items():
+        expected = np.mean(np.subtract(dice[method], dice[contribution['ablation']]))
+        assert contribution['per_seed'][0]['Dice']['difference']['mean'] == pytest.approx(expected)

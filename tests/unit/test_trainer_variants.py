@@ -1,0 +1,178 @@
+"""Issue #14's trainer variants: each changes one thing, checked by hand on tiny tensors or on a real trainer built
+from a tiny plan; and the gradient-norm diagnostics against a direct autograd computation."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
+from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
+from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
+
+from helpers.tiny_plans import tiny_plans, tiny_plans_manager
+from nnunetv2_dtc.dataloading.batch import DTCTargets
+from nnunetv2_dtc.gradient_norms import gradient_norms
+from nnunetv2_dtc.loss import DTCLoss, present_classes
+from nnunetv2_dtc.sdf import compute_sdf
+from nnunetv2_dtc.trainers.nnUNetTrainerDTC import nnUNetTrainerDTC
+from nnunetv2_dtc.trainers.nnUNetTrainerDTC_DiceOnly import nnUNetTrainerDTC_DiceOnly, \
+    nnUNetTrainerDTC_DiceOnly_LabeledOnly
+from nnunetv2_dtc.trainers.nnUNetTrainerDTC_MaskedSDF import nnUNetTrainerDTC_MaskedSDF, \
+    nnUNetTrainerDTC_MaskedSDF_LabeledOnly
+from nnunetv2_dtc.trainers.nnUNetTrainerDTC_MoreUnlabeled import MORE_UNLABELED_PATCHES_PER_LABELED, \
+    nnUNetTrainerDTC_MoreUnlabeled
+from nnunetv2_dtc.trainers.nnUNetTrainerDTC_ShortRamp import nnUNetTrainerDTC_ShortRamp, \
+    nnUNetTrainerDTC_ShortRamp_LabeledOnly
+
+K = 1500.0
+DATASET_JSON = {'channel_names': {'0': 'MRI'}, 'labels': {'background': 0, 'a': 1, 'b': 2}, 'numTraining': 2,
+                'file_ending': '.nii.gz'}
+
+
+def _trainer(nnunet_env, trainer_class):
+    data_folder = nnunet_env.preprocessed / 'Dataset999_Tiny' / 'nnUNetPlans_3d_fullres'
+    data_folder.mkdir(parents=True, exist_ok=True)
+    (data_folder / 'placeholder.b2nd').touch()
+    return trainer_class({**tiny_plans(), 'continue_training': False}, 'tiny', 0, DATASET_JSON, torch.device('cpu'))
+
+
+def _dice_ce():
+    return DeepSupervisionWrapper(DC_and_CE_loss({'batch_dice': False, 'smooth': 1e-5, 'do_bg': False, 'ddp': False},
+                                                 {}, weight_ce=1, weight_dice=1, ignore_label=None,
+                                                 dice_class=MemoryEfficientSoftDiceLoss), [1.0])
+
+
+def test_present_classes_marks_exactly_the_all_zero_sdf_channels():
+    segmentation = np.zeros((2, 6, 6), dtype=np.int16)
+    segmentation[0, 2:4, 2:4] = 1  # sample 0: class 1 only
+    segmentation[1] = 2  # sample 1: class 2 fills the patch
+    segmentation[1, 0, 0] = 1  # and one voxel of class 1 (its SDF: 0 on the voxel, > 0 elsewhere)
+    sdf = torch.from_numpy(np.stack([compute_sdf(s, [1, 2]) for s in segmentation]))
+    assert present_classes(sdf)[:, :, 0, 0].tolist() == [[True, False], [True, True]]
+
+
+def test_masked_sdf_loss_ignores_absent_classes_by_hand():
+    """One labelled 1x4 patch, two classes: class 1 present (target [-1, 0, 1, 1] after normalising), class 2 absent
+    (all-zero target). Level set [0, 0, 0, 0] and [0.5, 0.5, 0.5, 0.5]: plain MSE averages all 8 voxels, the masked
+    loss only class 1's 4."""
+    seg_logits = torch.zeros(1, 3, 1, 4)
+    raw_level_set = torch.atanh(torch.tensor([[[[0.0, 0.0, 0.0, 0.0]], [[0.5, 0.5, 0.5, 0.5]]]]))
+    output = [torch.cat((seg_logits, raw_level_set), 1)]
+    label = torch.tensor([[[[1, 1, 0, 0]]]]).float()
+    sdf = torch.from_numpy(compute_sdf(label[0, 0].numpy().astype(np.int16), [1, 2]))[None]
+    class_1 = sdf[0, 0, 0].tolist()
+    assert sdf[0, 1].eq(0).all() and class_1[0] < 0 and class_1[1] == 0 and class_1[2] > 0
+    targets = DTCTargets([label], sdf, torch.tensor([True]))
+    expected_masked = sum(v ** 2 for v in class_1) / 4
+    expected_plain = (sum(v ** 2 for v in class_1) + 4 * 0.25) / 8
+    for mask, expected in ((True, expected_masked), (False, expected_plain)):
+        loss = DTCLoss(_dice_ce(), 3, False, None, 0.3, K, mask_absent_classes=mask)
+        loss(output, targets)
+        assert loss.last_terms['sdf_loss'].item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_masked_sdf_trainers_set_the_loss_option_and_the_ablation_drops_unlabelled_data(nnunet_env):
+    for trainer_class, unlabeled in ((nnUNetTrainerDTC_MaskedSDF, True),
+                                     (nnUNetTrainerDTC_MaskedSDF_LabeledOnly, False)):
+        trainer = _trainer(nnunet_env, trainer_class)
+        trainer.initialize()
+        assert trainer.loss.mask_absent_classes and trainer.use_unlabeled_data is unlabeled
+    trainer = _trainer(nnunet_env, nnUNetTrainerDTC)
+    trainer.initialize()
+    assert not trainer.loss.mask_absent_classes
+
+
+def test_dice_only_supervision_is_nnunets_dice_loss_without_ce(nnunet_env):
+    for trainer_class in (nnUNetTrainerDTC_DiceOnly, nnUNetTrainerDTC_DiceOnly_LabeledOnly):
+        trainer = _trainer(nnunet_env, trainer_class)
+        trainer.initialize()
+        wrapped = trainer.loss.segmentation_loss
+        assert isinstance(wrapped, DeepSupervisionWrapper) and isinstance(wrapped.loss, MemoryEfficientSoftDiceLoss)
+    default = _trainer(nnunet_env, nnUNetTrainerDTC)
+    default.initialize()
+    assert isinstance(default.loss.segmentation_loss.loss, DC_and_CE_loss)
+
+
+def test_short_ramp_reaches_lambda_max_at_its_fraction_of_the_run(nnunet_env):
+    for trainer_class in (nnUNetTrainerDTC_ShortRamp, nnUNetTrainerDTC_ShortRamp_LabeledOnly):
+        trainer = _trainer(nnunet_env, trainer_class)
+        trainer.num_epochs, trainer.num_iterations_per_epoch = 30, 10  # 300 iterations: the ramp ends at 80
+        assert trainer.consistency_weight_at(0) == pytest.approx(math.exp(-5))
+        assert trainer.consistency_weight_at(40) == pytest.approx(math.exp(-5 * 0.25))
+        assert trainer.consistency_weight_at(80) == pytest.approx(1.0)
+    default = _trainer(nnunet_env, nnUNetTrainerDTC)
+    default.num_epochs, default.num_iterations_per_epoch = 30, 10
+    assert default.consistency_weight_at(80) == pytest.approx(math.exp(-5 * (1 - 80 / 300) ** 2))
+
+
+def test_more_unlabeled_draws_a_multiple_of_the_labelled_batch(nnunet_env):
+    trainer = _trainer(nnunet_env, nnUNetTrainerDTC_MoreUnlabeled)
+    trainer.batch_size = 3
+    assert trainer._unlabeled_batch_size_here() == MORE_UNLABELED_PATCHES_PER_LABELED * 3
+    default = _trainer(nnunet_env, nnUNetTrainerDTC)
+    default.batch_size = 3
+    assert default._unlabeled_batch_size_here() == 3
+
+
+class _NoUnlabeledPatches(nnUNetTrainerDTC):
+    unlabeled_patches_per_labeled = 0
+
+
+def test_zero_unlabeled_patches_per_labeled_points_to_the_ablation_switch(nnunet_env):
+    with pytest.raises(ValueError, match='unlabeled_patches_per_labeled = 0 must be an int >= 1.*use_unlabeled_data'):
+        _trainer(nnunet_env, _NoUnlabeledPatches).initialize()
+
+
+def _network():
+    pm = tiny_plans_manager(num_level_set_channels=2)
+    torch.manual_seed(0)
+    return nnUNetTrainerDTC.build_network_architecture(pm, pm.get_configuration('tiny'), 1, 3, True).train()
+
+
+def test_gradient_norms_equal_a_direct_autograd_computation_and_leave_training_unchanged():
+    network = _network()
+    loss = DTCLoss(_dice_ce(), 3, False, None, 0.3, K)
+    loss.consistency_weight = 0.5
+    torch.manual_seed(1)
+    label = torch.randint(0, 3, (2, 1, 16, 16, 16)).float()
+    sdf = torch.from_numpy(np.stack([compute_sdf(s[0].numpy().astype(np.int16), [1, 2]) for s in label]))
+    targets = DTCTargets([label], sdf, torch.tensor([True, True, False]))
+    data = torch.randn(3, 1, 16, 16, 16)
+    parameters = list(network.parameters())
+
+    loss.measure_gradients_of = parameters
+    total = loss([network(data)[0]], targets)
+    measured = loss.last_gradient_norms
+    assert loss.measure_gradients_of is None  # one measurement per request
+    total.backward()  # the graph survived the measurement
+    trained_grads = [None if p.grad is None else p.grad.clone() for p in parameters]
+
+    network.zero_grad()
+    reference = DTCLoss(_dice_ce(), 3, False, None, 0.3, K)
+    reference.consistency_weight = 0.5
+    reference([network(data)[0]], targets).backward()
+    assert sum(g is not None for g in trained_grads) > 10
+    for with_measurement, without in zip(trained_grads, (p.grad for p in parameters)):
+        assert (with_measurement is None) == (without is None)
+        if without is not None:
+            torch.testing.assert_close(with_measurement, without)
+
+    output = network(data)[0]
+    level_set = torch.tanh(output[:, 3:])
+    probabilities = torch.softmax(output[:, :3], 1)[:, 1:]
+    squared = (torch.sigmoid(-K * level_set) - probabilities) ** 2
+    direct = {'supervised': _dice_ce()([output[:2, :3]], [label]),
+              'sdf': 0.3 * ((level_set[:2] - sdf) ** 2).mean(),
+              'consistency': 0.5 * squared.mean(),
+              'consistency_unlabeled': 0.5 * squared[2:].sum() / squared.numel()}
+    for name, term in direct.items():
+        grads = torch.autograd.grad(term, parameters, retain_graph=True, allow_unused=True)
+        expected = math.sqrt(sum(float((g ** 2).sum()) for g in grads if g is not None))
+        assert measured[name] == pytest.approx(expected, rel=1e-4), name
+    assert 0 < measured['consistency_unlabeled'] < measured['consistency']
+
+
+def test_a_term_without_gradient_has_norm_zero():
+    parameter = torch.nn.Parameter(torch.ones(3))
+    norms = gradient_norms({'used': (parameter * 2).sum(), 'constant': torch.zeros(())}, [parameter])
+    assert norms == {'used': pytest.approx(math.sqrt(12)), 'constant': 0.0}
