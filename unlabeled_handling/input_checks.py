@@ -106,12 +106,12 @@ def read_image_files(image_files: List[str], reader_writer_class: Type[BaseReade
 def check_images_readable(parallel_map: Callable, images_folder: str, cases: Dict[str, List[str]],
                           labeled_image_file: str, reader_writer_class: Type[BaseReaderWriter]) -> None:
     """Reads every image with the dataset's reader (parallel_map: see workers.worker_map) and compares its layout
-    with that of a labelled image."""
-    results = parallel_map(read_image_files, [[labeled_image_file], *cases.values()], repeat(reader_writer_class))
-    (reference_problems, reference_read), *case_results = tqdm(results, total=len(cases) + 1,
-                                                               desc='Checking unlabelled images')
+    with that of a labelled image, read first (so the progress bar counts the unlabelled cases only)."""
+    reference_problems, reference_read = read_image_files([labeled_image_file], reader_writer_class)
     if reference_problems:
         raise UnlabeledDataError(f'Cannot read the labelled image {labeled_image_file}: {reference_problems}')
+    results = parallel_map(read_image_files, list(cases.values()), repeat(reader_writer_class))
+    case_results = list(tqdm(results, total=len(cases), desc='Checking unlabelled images'))
     _, expected_layout, _ = reference_read[0]
     problems = [p for case_problems, _ in case_results for p in case_problems]
     problems += [f'{name} is {layout} but the labelled images are {expected_layout} (e.g. {labeled_image_file})'

@@ -7,9 +7,8 @@ with a matching record is resumed with nnUNetv2_train --c (from checkpoint_lates
 whose record differs (or that has none) is never overwritten: the error names the differences and the folder.
 """
 import os
-import re
 from dataclasses import dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 from batchgenerators.utilities.file_and_folder_operations import isfile, join, load_json
 from nnunetv2.utilities.file_path_utilities import get_output_folder
@@ -20,13 +19,12 @@ from nnunetv2_dtc.benchmark.data import BenchmarkDataset
 from nnunetv2_dtc.benchmark.settings import CHECKPOINT, FOLD, METHODS, SOURCE_DATA, BenchmarkSettings, trainer_class
 from nnunetv2_dtc.generated_trainers import write_schedule_trainer
 from nnunetv2_dtc.utilities.files import json_sha256, read_json_or_none, write_json_atomic
+from nnunetv2_dtc.utilities.training_progress import epoch_progress
 
 RUN_RECORD_FILE = 'dtc_benchmark_run.json'
 RESUMABLE_CHECKPOINTS = ('checkpoint_latest.pth', 'checkpoint_best.pth')  # what nnUNetv2_train --c loads, in order
 # nnU-Net's validation after training predicts fold `all`'s own training cases: skipped, the test cases are scored
 FINAL_VALIDATION = False
-EPOCH_START = re.compile(r': Epoch (\d+)$')  # nnU-Net's log lines
-EPOCH_TIME = re.compile(r': Epoch time: ([\d.]+) s$')
 
 
 class BenchmarkRunConflict(RuntimeError):
@@ -120,7 +118,7 @@ def train(run: BenchmarkRun, expected: dict, settings: BenchmarkSettings, datase
     else:
         record = {'training': expected, 'device': settings.device}
         write_json_atomic(record_file, record)
-    record['command'] = steps.run(f'train {run.key}', command, _epoch_progress(settings.epochs))
+    record['command'] = steps.run(f'train {run.key}', command, epoch_progress(settings.epochs))
     write_json_atomic(record_file, record)
     return record
 
@@ -151,21 +149,3 @@ def _refuse_other_training(run: BenchmarkRun, record: Optional[dict], expected: 
                                    f'differ; see {join(run.fold_folder, RUN_RECORD_FILE)}). Remove '
                                    f'{run.model_folder} to retrain it, or run the benchmark with the settings it was '
                                    f'trained with.')
-
-
-def _epoch_progress(num_epochs: int) -> Callable[[str], Optional[str]]:
-    """Turns nnU-Net's log lines into one progress note per finished epoch."""
-    current = {'epoch': 0}
-
-    def echo(line: str) -> Optional[str]:
-        started = EPOCH_START.search(line)
-        if started:
-            current['epoch'] = int(started.group(1))
-            return None
-        finished = EPOCH_TIME.search(line)
-        if finished:
-            return f'epoch {current["epoch"] + 1}/{num_epochs} took {float(finished.group(1)):.1f} s'
-        return None
-
-    return echo
-

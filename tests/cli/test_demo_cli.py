@@ -9,19 +9,36 @@ from helpers.nnunet_folders import run_console_script
 pytestmark = pytest.mark.slow  # subprocesses of nnU-Net's commands
 
 
+TINY_DEMO = ('--device', 'cpu', '--epochs', 1, '--iterations_per_epoch', 2, '--num_labeled', 2, '--num_unlabeled', 2,
+             '--num_test', 1, '-np', 1)
+
+
 def test_demo_runs_the_whole_workflow_and_prints_the_test_dice(nnunet_env, tmp_path):
     out = tmp_path / 'demo'
-    result = run_console_script(nnunet_env, ['nnUNetv2_dtc_demo'], '--out', out, '--device', 'cpu', '--epochs', 1,
-                                '--iterations_per_epoch', 2, '--num_labeled', 2, '--num_unlabeled', 2,
-                                '--num_test', 1, '-np', 1)
+    result = run_console_script(nnunet_env, ['nnUNetv2_dtc_demo'], '--out', out, *TINY_DEMO)
     match = re.search(r'mean foreground Dice on 1 held-out test cases: (\d\.\d+)', result.stdout)
     assert match, result.stdout
+    # numbered steps, nnU-Net's planning phases and one line per epoch with its loss, not minutes of silence
+    for shown in ('[demo 1/5] plan and preprocess', 'Fingerprint extraction...', 'Experiment planning...',
+                  '[demo 3/5] train', '[demo 5/5] evaluate done'):
+        assert shown in result.stdout, shown
+    assert re.search(r'epoch 1/1: train_loss -?\d+\.\d+, \d+\.\d s', result.stdout), result.stdout
     summary = json.loads((out / 'predictions' / 'summary.json').read_text())
     assert float(match.group(1)) == round(summary['foreground_mean']['Dice'], 4)
     assert len(summary['metric_per_case']) == 1
     model = out / 'nnUNet_results' / 'Dataset990_DTCDemo' / 'nnUNetTrainerDTC_1ep_2it__nnUNetPlans__3d_fullres'
     assert (model / 'fold_all' / 'checkpoint_final.pth').is_file()
     assert (out / 'nnUNet_preprocessed' / 'Dataset990_DTCDemo' / 'nnUNetPlans_3d_fullres_unlabeled.json').is_file()
+
+    # the same command again: the finished demo is reused, its Dice printed again, nothing retrained
+    checkpoint_mtime = (model / 'fold_all' / 'checkpoint_final.pth').stat().st_mtime_ns
+    again = run_console_script(nnunet_env, ['nnUNetv2_dtc_demo'], '--out', out, *TINY_DEMO)
+    assert 'already holds this demo' in again.stdout and f'{float(match.group(1)):.4f}' in again.stdout
+    assert '--overwrite' in again.stdout
+    assert (model / 'fold_all' / 'checkpoint_final.pth').stat().st_mtime_ns == checkpoint_mtime
+    other = run_console_script(nnunet_env, ['nnUNetv2_dtc_demo'], '--out', out, *TINY_DEMO[:-2], '-np', 1,
+                               '--num_test', 2, check=False)
+    assert other.returncode != 0 and 'a demo with other settings' in other.stderr and '--overwrite' in other.stderr
 
 
 def test_demo_refuses_a_non_empty_output_folder(nnunet_env, tmp_path):

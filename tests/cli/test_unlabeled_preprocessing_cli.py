@@ -110,7 +110,7 @@ def test_rerun_skips_finished_cases(dataset):
     assert snapshot(dataset.preprocessed) == before
 
 
-def test_interrupted_run_is_completed(dataset):
+def test_interrupted_run_is_completed(dataset, capsys):
     folder = Path(unlabeled_preprocessed_folder(DATASET_ID, 'nnUNetPlans', '3d_fullres'))
     untouched, *interrupted = UNLABELED_IDS[:3]
     for case_id in interrupted:
@@ -123,7 +123,13 @@ def test_interrupted_run_is_completed(dataset):
     with pytest.raises(UnlabeledDataError, match='2 unlabelled case.* incomplete'):
         verify_unlabeled_folder(DATASET_NAME, plans_manager, '3d_fullres')
 
+    capsys.readouterr()
     preprocess_unlabeled(DATASET_ID, '3d_fullres', num_processes=2)  # two worker processes, one case each
+    printed = capsys.readouterr()
+    # the progress bar counts what the first line announces: the cases to do (the labelled reference image is not
+    # one of them)
+    assert f'{len(UNLABELED_IDS)} unlabelled case(s)' in printed.out and '2 to do' in printed.out
+    assert 'Checking unlabelled images' in printed.err and '2/2' in printed.err and '3/3' not in printed.err
 
     assert all((folder / f'{case_id}.pkl').is_file() for case_id in interrupted)
     assert not os.path.exists(temporary_folder(str(folder)))
