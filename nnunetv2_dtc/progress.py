@@ -22,7 +22,7 @@ DTC_LOG_KEYS: Dict[str, str] = {
 }
 PROGRESS_PLOT_NAME = 'progress_dtc.png'
 GRADIENT_NORM_LABELS = {
-    'supervised': 'supervised (nnU-Net Dice + CE)',
+    'supervised': 'supervised (nnU-Net\'s loss)',
     'sdf': 'beta x SDF',
     'consistency': 'lambda x consistency, all patches',
     'consistency_unlabeled': 'lambda x consistency, unlabelled patches',
@@ -43,7 +43,7 @@ def _positive(values: List[float]) -> np.ndarray:
 
 
 def plot_dtc_progress(meta_logger, output_folder: str, title: str) -> str:
-    """Four panels over epochs: the supervised loss (linear: nnU-Net's Dice term is -Dice, so it is negative), the
+    """Four panels over epochs: the supervised loss (linear: nnU-Net's Dice term is -Dice, so it goes negative), the
     SDF and consistency losses (log), each weighted term's gradient norm (log) and lambda(t)."""
     logged: Dict[str, List[float]] = meta_logger.local_logger.my_fantastic_logging
     num_epochs = min(len(logged[k]) for k in (*DTC_LOG_KEYS.values(), *GRADIENT_NORM_LOG_KEYS.values()))
@@ -51,7 +51,8 @@ def plot_dtc_progress(meta_logger, output_folder: str, title: str) -> str:
     fig, axes = plt.subplots(4, 1, figsize=(12, 16), sharex=True)
     ax_supervised, ax_losses, ax_gradients, ax_weight = axes
     ax_supervised.plot(epochs, logged[DTC_LOG_KEYS['supervised_loss']][:num_epochs], color='tab:blue', linewidth=2,
-                       label='supervised_loss (nnU-Net Dice + CE; its Dice term is -Dice, so values are below 0)')
+                       label='supervised_loss (nnU-Net\'s segmentation loss; its Dice term is -Dice, so it goes '
+                             'below 0)')
     ax_supervised.set_ylabel('supervised loss')
     for name, color in (('sdf_loss', 'tab:orange'), ('consistency_loss', 'tab:green')):
         ax_losses.plot(epochs, _positive(logged[DTC_LOG_KEYS[name]][:num_epochs]), color=color, linewidth=2,
