@@ -1,4 +1,5 @@
-"""DTC's second task as an extra output of the nnU-Net network.
+"""DTC's second task as an extra output of the nnU-Net network (the level set, or another auxiliary task: the head
+only holds its raw channels, one per foreground class or region).
 
 DTC (Luo et al., AAAI 2021) predicts a segmentation and a level set (tanh) from the same last decoder
 features with two 1x1 convolutions. Two 1x1 convolutions on the same input are one 1x1 convolution with
@@ -63,18 +64,24 @@ def get_level_set_head(network: nn.Module) -> SegmentationAndLevelSetHead:
     return head
 
 
-def split_segmentation_and_level_set(full_resolution_output: torch.Tensor, num_segmentation_channels: int) \
+def split_segmentation_and_auxiliary(full_resolution_output: torch.Tensor, num_segmentation_channels: int) \
         -> Tuple[torch.Tensor, torch.Tensor]:
-    """Splits the head's training output into segmentation logits and the tanh level set (views, no copy of
-    the logits). `split`, not two slices: its backward writes both gradients into one tensor, where each slice's
-    backward would zero-fill a full-size gradient and add them."""
+    """Splits the head's training output into segmentation logits and the auxiliary task's raw channels (views, no
+    copy). `split`, not two slices: its backward writes both gradients into one tensor, where each slice's backward
+    would zero-fill a full-size gradient and add them."""
     if full_resolution_output.shape[1] <= num_segmentation_channels:
         raise RuntimeError('The network returned no level-set channels: is it in training mode with '
                            'deep supervision enabled?')
     num_level_set_channels = full_resolution_output.shape[1] - num_segmentation_channels
-    seg_logits, level_set_logits = full_resolution_output.split([num_segmentation_channels, num_level_set_channels],
-                                                                1)
-    return seg_logits, torch.tanh(level_set_logits)
+    seg_logits, auxiliary = full_resolution_output.split([num_segmentation_channels, num_level_set_channels], 1)
+    return seg_logits, auxiliary
+
+
+def split_segmentation_and_level_set(full_resolution_output: torch.Tensor, num_segmentation_channels: int) \
+        -> Tuple[torch.Tensor, torch.Tensor]:
+    """Segmentation logits and DTC's tanh level set (LevelSetTask's activation of the auxiliary channels)."""
+    seg_logits, auxiliary = split_segmentation_and_auxiliary(full_resolution_output, num_segmentation_channels)
+    return seg_logits, torch.tanh(auxiliary)
 
 
 def record_level_set_channels(plans: dict, num_level_set_channels: int) -> None:

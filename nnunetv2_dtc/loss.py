@@ -1,23 +1,28 @@
 """DTC's loss (Luo et al., AAAI 2021; official code train_la_dtc.py): nnU-Net's own (deep-supervision) segmentation
-loss on the labelled samples, plus the level-set regression on them, plus the dual-task consistency on all samples
-weighted by the ramp-up lambda(t)."""
+loss on the labelled samples, plus the auxiliary task's supervised loss on them (the level-set regression in DTC),
+plus the dual-task consistency on all samples weighted by the ramp-up lambda(t)."""
 from typing import Dict, Optional, Sequence
 
 import numpy as np
 import torch
 from torch import nn
 
+from nnunetv2_dtc.auxiliary_tasks.base import AuxiliaryTask
+from nnunetv2_dtc.auxiliary_tasks.level_set import DEFAULT_LEVEL_SET_SHARPNESS, LevelSetTask, \
+    level_set_to_probability, sdf_loss
 from nnunetv2_dtc.dataloading.batch import DTCTargets
 from nnunetv2_dtc.gradient_norms import gradient_norms
-from nnunetv2_dtc.level_set_head import split_segmentation_and_level_set
+from nnunetv2_dtc.level_set_head import split_segmentation_and_auxiliary
 
 # Defaults of the official DTC code (train_la_dtc.py and utils/ramps.py).
 DEFAULT_SDF_LOSS_WEIGHT = 0.3  # beta
-DEFAULT_LEVEL_SET_SHARPNESS = 1500.0  # k in sigmoid(-k * level_set)
 DEFAULT_MAX_CONSISTENCY_WEIGHT = 1.0  # lambda_max
 SIGMOID_RAMPUP_STEEPNESS = 5.0  # exp(-5 (1 - t/T)^2), Laine & Aila 2017, as used by DTC
 
+# the logged terms; 'sdf_loss' is the auxiliary task's supervised loss, whatever the task (its own name: loss_name)
 LOSS_TERMS = ('supervised_loss', 'sdf_loss', 'consistency_loss')
+__all__ = ['DEFAULT_LEVEL_SET_SHARPNESS', 'DTCLoss', 'consistency_squared_error_sum', 'level_set_to_probability',
+           'sdf_loss', 'sigmoid_rampup_weight']
 
 
 def sigmoid_rampup_weight(step: float, rampup_length: float, max_weight: float) -> float:
@@ -28,26 +33,11 @@ def sigmoid_rampup_weight(step: float, rampup_length: float, max_weight: float) 
     return float(max_weight * np.exp(-SIGMOID_RAMPUP_STEEPNESS * phase * phase))
 
 
-def level_set_to_probability(level_set: torch.Tensor, sharpness: float) -> torch.Tensor:
-    """DTC's smooth approximation of the Heaviside function that maps a level set to a foreground probability."""
-    return torch.sigmoid(-sharpness * level_set)
-
-
 def foreground_probabilities(seg_logits: torch.Tensor, has_regions: bool) -> torch.Tensor:
     """Probability of each foreground class (softmax without the background channel) or region (sigmoid)."""
     if has_regions:
         return torch.sigmoid(seg_logits)
     return torch.softmax(seg_logits, 1)[:, 1:]
-
-
-def sdf_loss(level_set: torch.Tensor, sdf_target: torch.Tensor, valid: Optional[torch.Tensor] = None) -> torch.Tensor:
-    """MSE between predicted level set and SDF target; `valid` (broadcastable bool) excludes voxels such as the
-    ignore label."""
-    squared_error = (level_set - sdf_target) ** 2
-    if valid is None:
-        return squared_error.mean()
-    valid = valid.expand_as(squared_error)
-    return squared_error[valid].sum() / valid.sum().clamp_min(1)
 
 
 def present_classes(sdf_target: torch.Tensor) -> torch.Tensor:
@@ -61,15 +51,28 @@ def present_classes(sdf_target: torch.Tensor) -> torch.Tensor:
 def consistency_squared_error_sum(level_set: torch.Tensor, seg_logits: torch.Tensor, has_regions: bool,
                                   sharpness: float) -> torch.Tensor:
     """sum((sigmoid(-k * level_set) - p)^2) over all samples, channels and voxels, computed in float32. DTC's
-    consistency term is this sum over the whole batch divided by the level set's number of elements."""
+    consistency term is this sum over the whole batch divided by the level set's number of elements. The level-set
+    formula, written out; DTCLoss computes it through LevelSetTask (task_consistency_sum), and a test checks that
+    the two agree bit for bit."""
     with torch.autocast(level_set.device.type, enabled=False):
         from_level_set = level_set_to_probability(level_set.float(), sharpness)
         probabilities = foreground_probabilities(seg_logits.float(), has_regions)
         return torch.sum((from_level_set - probabilities) ** 2)
 
 
+def task_consistency_sum(task: AuxiliaryTask, raw_auxiliary: torch.Tensor, seg_logits: torch.Tensor,
+                         has_regions: bool) -> torch.Tensor:
+    """sum((view of the auxiliary output - view of the foreground probabilities)^2), in float32 (base.py)."""
+    with torch.autocast(raw_auxiliary.device.type, enabled=False):
+        from_task, from_segmentation = task.consistency_views(
+            raw_auxiliary, foreground_probabilities(seg_logits.float(), has_regions))
+        return torch.sum((from_task - from_segmentation) ** 2)
+
+
 class DTCLoss(nn.Module):
-    """total = supervised + sdf_weight * MSE(level set, SDF) + consistency_weight * consistency.
+    """total = supervised + sdf_weight * auxiliary task's loss + consistency_weight * consistency; for DTC's level set
+    (the default task, LevelSetTask(level_set_sharpness)): supervised + beta * MSE(level set, SDF) + lambda(t) *
+    mean((sigmoid(-k level set) - p)^2).
 
     `segmentation_loss` is the loss nnUNetTrainer._build_loss returns (Dice+CE or Dice+BCE, wrapped for deep
     supervision), applied unchanged to the labelled samples. The SDF term covers labelled samples (minus
@@ -80,15 +83,19 @@ class DTCLoss(nn.Module):
     respect to them into `last_gradient_norms` (gradient_norms.py) and clears `measure_gradients_of`."""
 
     def __init__(self, segmentation_loss: nn.Module, num_segmentation_channels: int, has_regions: bool,
-                 ignore_label: Optional[int], sdf_weight: float, level_set_sharpness: float,
-                 mask_absent_classes: bool = False):
+                 ignore_label: Optional[int], sdf_weight: float,
+                 level_set_sharpness: float = DEFAULT_LEVEL_SET_SHARPNESS, mask_absent_classes: bool = False,
+                 task: Optional[AuxiliaryTask] = None):
         super().__init__()
+        self.task = LevelSetTask(level_set_sharpness) if task is None else task
+        if mask_absent_classes and not self.task.zero_target_means_absent:
+            raise ValueError(f'mask_absent_classes needs a task whose all-zero target means an absent class; '
+                             f'{type(self.task).__name__} does not')
         self.segmentation_loss = segmentation_loss
         self.num_segmentation_channels = num_segmentation_channels
         self.has_regions = has_regions
         self.ignore_label = ignore_label
         self.sdf_weight = sdf_weight
-        self.level_set_sharpness = level_set_sharpness
         self.mask_absent_classes = mask_absent_classes
         self.consistency_weight = 0.0
         self.last_terms: Dict[str, torch.Tensor] = {}
@@ -99,20 +106,20 @@ class DTCLoss(nn.Module):
         if not isinstance(target, DTCTargets):
             return self.segmentation_loss(output, target)
         outputs = output if isinstance(output, (list, tuple)) else [output]
-        seg_logits, level_set = split_segmentation_and_level_set(outputs[0], self.num_segmentation_channels)
+        seg_logits, auxiliary = split_segmentation_and_auxiliary(outputs[0], self.num_segmentation_channels)
         n = target.num_labeled
         # labelled and unlabelled parts by `split` (see split_segmentation_and_level_set), the consistency summed
         # over both parts so that each part's gradient is written once
         batch_parts = [n, seg_logits.shape[0] - n]
-        seg_parts, level_set_parts = seg_logits.split(batch_parts), level_set.split(batch_parts)
+        seg_parts, auxiliary_parts = seg_logits.split(batch_parts), auxiliary.split(batch_parts)
         labeled_consistency, unlabeled_consistency = (
-            consistency_squared_error_sum(ls, seg, self.has_regions, self.level_set_sharpness) / level_set.numel()
-            for ls, seg in zip(level_set_parts, seg_parts))
+            task_consistency_sum(self.task, aux, seg, self.has_regions) / auxiliary.numel()
+            for aux, seg in zip(auxiliary_parts, seg_parts))
         consistency = labeled_consistency + unlabeled_consistency
         if n == 0:
             supervised = level_set_loss = torch.zeros((), device=consistency.device)
         else:
-            supervised, level_set_loss = self._labeled_terms(outputs, seg_parts[0], level_set_parts[0], target, n)
+            supervised, level_set_loss = self._labeled_terms(outputs, seg_parts[0], auxiliary_parts[0], target, n)
         self.last_terms = {'supervised_loss': supervised.detach(), 'sdf_loss': level_set_loss.detach(),
                            'consistency_loss': consistency.detach()}
         weighted = {'supervised': supervised, 'sdf': self.sdf_weight * level_set_loss,
@@ -123,7 +130,7 @@ class DTCLoss(nn.Module):
             self.measure_gradients_of = None
         return weighted['supervised'] + weighted['sdf'] + weighted['consistency']
 
-    def _labeled_terms(self, outputs, labeled_seg_logits, labeled_level_set, target: DTCTargets, n: int):
+    def _labeled_terms(self, outputs, labeled_seg_logits, labeled_auxiliary, target: DTCTargets, n: int):
         labeled_outputs = [labeled_seg_logits] + [o[:n] for o in outputs[1:]]
         if isinstance(target.segmentation, list):
             if len(labeled_outputs) != len(target.segmentation):
@@ -134,8 +141,8 @@ class DTCLoss(nn.Module):
         else:
             supervised = self.segmentation_loss(labeled_outputs[0], target.segmentation)
             full_resolution_target = target.segmentation
-        level_set_loss = sdf_loss(labeled_level_set.float(), target.sdf, self._sdf_loss_voxels(target.sdf,
-                                                                                               full_resolution_target))
+        level_set_loss = self.task.supervised_loss(labeled_auxiliary, target.sdf,
+                                                   self._sdf_loss_voxels(target.sdf, full_resolution_target))
         return supervised, level_set_loss
 
     def _sdf_loss_voxels(self, sdf_target: torch.Tensor, full_resolution_target: torch.Tensor) \

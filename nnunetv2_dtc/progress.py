@@ -23,7 +23,7 @@ DTC_LOG_KEYS: Dict[str, str] = {
 PROGRESS_PLOT_NAME = 'progress_dtc.png'
 GRADIENT_NORM_LABELS = {
     'supervised': 'supervised (nnU-Net\'s loss)',
-    'sdf': 'beta x SDF',
+    'sdf': 'beta x sdf_loss',
     'consistency': 'lambda x consistency, all patches',
     'consistency_unlabeled': 'lambda x consistency, unlabelled patches',
 }
@@ -42,9 +42,10 @@ def _positive(values: List[float]) -> np.ndarray:
     return np.where(values > 0, values, np.nan)
 
 
-def plot_dtc_progress(meta_logger, output_folder: str, title: str) -> str:
+def plot_dtc_progress(meta_logger, output_folder: str, title: str, auxiliary_loss_name: str = 'sdf_loss') -> str:
     """Four panels over epochs: the supervised loss (linear: nnU-Net's Dice term is -Dice, so it goes negative), the
-    SDF and consistency losses (log), each weighted term's gradient norm (log) and lambda(t)."""
+    auxiliary task's loss (named auxiliary_loss_name) and the consistency loss (log), each weighted term's gradient
+    norm (log) and lambda(t)."""
     logged: Dict[str, List[float]] = meta_logger.local_logger.my_fantastic_logging
     num_epochs = min(len(logged[k]) for k in (*DTC_LOG_KEYS.values(), *GRADIENT_NORM_LOG_KEYS.values()))
     epochs = np.arange(num_epochs)
@@ -55,11 +56,13 @@ def plot_dtc_progress(meta_logger, output_folder: str, title: str) -> str:
                              'below 0)')
     ax_supervised.set_ylabel('supervised loss')
     for name, color in (('sdf_loss', 'tab:orange'), ('consistency_loss', 'tab:green')):
+        shown = auxiliary_loss_name if name == 'sdf_loss' else name
         ax_losses.plot(epochs, _positive(logged[DTC_LOG_KEYS[name]][:num_epochs]), color=color, linewidth=2,
-                       label=f'{name} (unweighted)')
+                       label=f'{shown} (unweighted)')
     ax_losses.set_yscale('log')
     ax_losses.set_ylabel('loss (log scale)')
     for name, label in GRADIENT_NORM_LABELS.items():
+        label = f'beta x {auxiliary_loss_name}' if name == 'sdf' else label
         ax_gradients.plot(epochs, _positive(logged[GRADIENT_NORM_LOG_KEYS[name]][:num_epochs]), marker='.',
                           linewidth=2, label=label)
     ax_gradients.set_yscale('log')

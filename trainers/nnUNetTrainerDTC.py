@@ -16,7 +16,9 @@ from torch import nn
 
 from nnunetv2_dtc.dataloading.batch import dtc_targets
 from nnunetv2_dtc.dataloading.mixed_loader import LabeledUnlabeledDataLoader, split_global_batch_size
-from nnunetv2_dtc.dataloading.transforms import SignedDistanceTargetTransform, unlabeled_training_transforms, \
+from nnunetv2_dtc.auxiliary_tasks.base import AuxiliaryTask
+from nnunetv2_dtc.auxiliary_tasks.level_set import LevelSetTask
+from nnunetv2_dtc.dataloading.transforms import AuxiliaryTargetTransform, unlabeled_training_transforms, \
     with_sdf_targets
 from nnunetv2_dtc.dataloading.unlabeled_loader import UnlabeledPatchLoader
 from nnunetv2_dtc.gradient_norms import GRADIENT_NORM_LOG_KEYS
@@ -86,10 +88,16 @@ class nnUNetTrainerDTC(nnUNetTrainer):
                                f'Train 3d_fullres, 3d_lowres or 2d instead.')
         super().initialize()
 
+    def build_auxiliary_task(self) -> AuxiliaryTask:
+        """DTC's second task: the level set (LevelSetTask). Override it to train another (auxiliary_tasks/base.py);
+        its channels, loss and consistency then replace the level set's everywhere."""
+        return LevelSetTask(self.level_set_sharpness)
+
     def _build_loss(self):
         lm = self.label_manager
         return DTCLoss(super()._build_loss(), lm.num_segmentation_heads, lm.has_regions, lm.ignore_label,
-                       self.sdf_loss_weight, self.level_set_sharpness, self.mask_absent_classes_in_sdf_loss)
+                       self.sdf_loss_weight, mask_absent_classes=self.mask_absent_classes_in_sdf_loss,
+                       task=self.build_auxiliary_task())
 
     def consistency_weight_at(self, iteration: int) -> float:
         rampup_iterations = self.consistency_rampup_fraction * self.num_epochs * self.num_iterations_per_epoch
@@ -119,7 +127,8 @@ class nnUNetTrainerDTC(nnUNetTrainer):
         """nnU-Net's training loader with SDF targets appended to its transforms, followed by unlabelled patches with
         the same augmentation (image only)."""
         lm = self.label_manager
-        sdf_transform = SignedDistanceTargetTransform(lm.foreground_regions if lm.has_regions else lm.foreground_labels)
+        sdf_transform = AuxiliaryTargetTransform(self.loss.task,
+                                                 lm.foreground_regions if lm.has_regions else lm.foreground_labels)
         unlabeled = self._unlabeled_loader(initial_patch_size, unlabeled_training_transforms(tr_transforms))
         labeled = nnUNetDataLoader(dataset_tr, self.batch_size,
                                    initial_patch_size,
@@ -248,7 +257,9 @@ class nnUNetTrainerDTC(nnUNetTrainer):
         outputs = collate_outputs(train_outputs)
         for name, key in DTC_LOG_KEYS.items():
             self.logger.log(key, self._mean_over_ranks(outputs[name]), self.current_epoch)
-        self.print_to_log_file(', '.join(f'{name} {np.round(self.logger.get_value(key, step=-1), decimals=4)}'
+        names = {'sdf_loss': self.loss.task.loss_name}
+        self.print_to_log_file(', '.join(f'{names.get(name, name)} '
+                                         f'{np.round(self.logger.get_value(key, step=-1), decimals=4)}'
                                          for name, key in DTC_LOG_KEYS.items()))
         for name, key in GRADIENT_NORM_LOG_KEYS.items():
             self.logger.log(key, self.epoch_gradient_norms.get(name, float('nan')), self.current_epoch)
@@ -267,4 +278,5 @@ class nnUNetTrainerDTC(nnUNetTrainer):
         super().on_epoch_end()
         if self.local_rank == 0:
             plot_dtc_progress(self.logger, self.output_folder, f'{self.__class__.__name__}: '
-                              f'{self.plans_manager.dataset_name}, {self.configuration_name}, fold {self.fold}')
+                              f'{self.plans_manager.dataset_name}, {self.configuration_name}, fold {self.fold}',
+                              self.loss.task.loss_name)

@@ -31,6 +31,7 @@ VANILLA_TRAINER = 'nnUNetTrainer'
 DTC_TRAINER = 'nnUNetTrainerDTC'
 LABELED_ONLY_TRAINER = 'nnUNetTrainerDTC_LabeledOnly'
 _TRAINERS_PACKAGE = 'nnunetv2_dtc.trainers'
+BOUNDARY_TRAINER = 'nnUNetTrainerDTCBoundary'
 PSEUDO_LABEL = 'pseudo_label'
 DTC_PSEUDO_LABEL = 'dtc_pseudo_label'
 UPPER_BOUND = 'upper_bound'
@@ -65,6 +66,12 @@ METHODS = {
     LABELED_ONLY_TRAINER: Method('DTC losses, labelled only (ablation)', LABELED_ONLY_TRAINER,
                                  f'{_TRAINERS_PACKAGE}.nnUNetTrainerDTC_LabeledOnly'),
     **variant_methods(),
+    # DTC with the boundary task in place of the level set (issue #13)
+    BOUNDARY_TRAINER: Method('DTC, boundary task', BOUNDARY_TRAINER, f'{_TRAINERS_PACKAGE}.{BOUNDARY_TRAINER}',
+                             trains_on_unlabeled_images=True, ablation=f'{BOUNDARY_TRAINER}_LabeledOnly'),
+    f'{BOUNDARY_TRAINER}_LabeledOnly': Method('DTC, boundary task, labelled only (ablation)',
+                                              f'{BOUNDARY_TRAINER}_LabeledOnly',
+                                              f'{_TRAINERS_PACKAGE}.{BOUNDARY_TRAINER}'),
     # nnU-Net's maintainers' recipe for unlabelled data (MIC-DKFZ/nnUNet #2233, #2338): train on the labelled cases,
     # predict the unlabelled ones, train again on both
     PSEUDO_LABEL: Method('nnU-Net + pseudo-labels (self-training)', VANILLA_TRAINER, _VANILLA_MODULE,

@@ -18,7 +18,7 @@ from typing import List, Optional, Union
 import torch
 from batchgeneratorsv2.transforms.base.basic_transform import BasicTransform
 
-SDF_KEY = 'sdf'  # where SignedDistanceTargetTransform leaves the SDF in a sample, until it is appended
+SDF_KEY = 'sdf'  # where AuxiliaryTargetTransform leaves the auxiliary target (the SDF for DTC) until it is appended
 
 SegmentationTarget = Union[torch.Tensor, List[torch.Tensor]]
 
@@ -26,8 +26,9 @@ SegmentationTarget = Union[torch.Tensor, List[torch.Tensor]]
 @dataclass
 class DTCTargets:
     """What a DTC training batch carries as `target`: nnU-Net's segmentation target(s) of the labelled samples,
-    their SDF targets, and which samples of the batch are labelled (labelled ones first). `to` has the tensor
-    signature so that nnUNetTrainer.train_step moves it to the device unchanged; `is_labeled` stays on the CPU."""
+    their auxiliary targets (`sdf`: the SDF for DTC's level set, the boundary band for BoundaryTask), and which
+    samples of the batch are labelled (labelled ones first). `to` has the tensor signature so that
+    nnUNetTrainer.train_step moves it to the device unchanged; `is_labeled` stays on the CPU."""
     segmentation: SegmentationTarget
     sdf: torch.Tensor
     is_labeled: torch.Tensor

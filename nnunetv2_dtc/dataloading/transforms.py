@@ -10,8 +10,9 @@ from batchgeneratorsv2.transforms.utils.deep_supervision_downsampling import Dow
 from batchgeneratorsv2.transforms.utils.nnunet_masking import MaskImageTransform
 from batchgeneratorsv2.transforms.utils.seg_to_regions import ConvertSegmentationToRegionsTransform
 
+from nnunetv2_dtc.auxiliary_tasks.base import AuxiliaryTask
+from nnunetv2_dtc.auxiliary_tasks.level_set import LevelSetTask
 from nnunetv2_dtc.dataloading.batch import SDF_KEY, AppendSdfToSegmentationTransform
-from nnunetv2_dtc.sdf import compute_sdf
 
 # nnU-Net's transforms that re-encode the label map into targets (regions, deep-supervision scales)
 _SEGMENTATION_ENCODERS = (ConvertSegmentationToRegionsTransform, DownsampleSegForDSTransform)
@@ -20,22 +21,31 @@ _SEGMENTATION_ENCODERS = (ConvertSegmentationToRegionsTransform, DownsampleSegFo
 _IMAGE_FROM_SEGMENTATION = (MaskImageTransform, MoveSegAsOneHotToDataTransform)
 
 
-class SignedDistanceTargetTransform(BasicTransform):
-    """Adds `data_dict['sdf']`: DTC's normalised SDF (one channel per foreground class or region) of the label map
-    in segmentation channel 0. Must run on the integer label map, i.e. before regions are one-hot encoded and
-    before deep-supervision downsampling."""
+class AuxiliaryTargetTransform(BasicTransform):
+    """Adds `data_dict['sdf']`: the auxiliary task's target (one channel per foreground class or region) of the
+    label map in segmentation channel 0; for DTC's level set, its normalised SDF. Must run on the integer label map,
+    i.e. before regions are one-hot encoded and before deep-supervision downsampling."""
 
-    def __init__(self, foreground_labels_or_regions: Sequence[Union[int, Tuple[int, ...]]]):
+    def __init__(self, task: AuxiliaryTask, foreground_labels_or_regions: Sequence[Union[int, Tuple[int, ...]]]):
         super().__init__()
+        self.task = task
         self.foreground_labels_or_regions = [tuple(i) if isinstance(i, (list, tuple)) else int(i)
                                              for i in foreground_labels_or_regions]
 
     def apply(self, data_dict, **params):
         segmentation = data_dict['segmentation']
         if isinstance(segmentation, list):
-            raise RuntimeError('SignedDistanceTargetTransform must run before DownsampleSegForDSTransform')
-        data_dict[SDF_KEY] = torch.from_numpy(compute_sdf(segmentation[0].numpy(), self.foreground_labels_or_regions))
+            raise RuntimeError(f'{type(self).__name__} must run before DownsampleSegForDSTransform')
+        data_dict[SDF_KEY] = torch.from_numpy(self.task.target(segmentation[0].numpy(),
+                                                               self.foreground_labels_or_regions))
         return data_dict
+
+
+class SignedDistanceTargetTransform(AuxiliaryTargetTransform):
+    """AuxiliaryTargetTransform of DTC's level set: the normalised SDF (compute_sdf)."""
+
+    def __init__(self, foreground_labels_or_regions: Sequence[Union[int, Tuple[int, ...]]]):
+        super().__init__(LevelSetTask(), foreground_labels_or_regions)
 
 
 def first_segmentation_encoder(transforms: List[BasicTransform]) -> int:
@@ -43,7 +53,7 @@ def first_segmentation_encoder(transforms: List[BasicTransform]) -> int:
     return next((i for i, t in enumerate(transforms) if isinstance(t, _SEGMENTATION_ENCODERS)), len(transforms))
 
 
-def with_sdf_targets(pipeline: ComposeTransforms, sdf_transform: SignedDistanceTargetTransform) -> ComposeTransforms:
+def with_sdf_targets(pipeline: ComposeTransforms, sdf_transform: AuxiliaryTargetTransform) -> ComposeTransforms:
     """A copy of nnU-Net's pipeline with `sdf_transform` placed just before the segmentation is re-encoded
     (regions, deep-supervision scales), i.e. after every spatial augmentation, and the SDF carried to the batch as
     the last entry of the segmentation list (batch.py)."""

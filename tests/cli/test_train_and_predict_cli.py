@@ -24,6 +24,7 @@ from nnunetv2_dtc.loss import sigmoid_rampup_weight
 from nnunetv2_dtc.progress import DTC_LOG_KEYS, PROGRESS_PLOT_NAME
 from nnunetv2_dtc.trainer_dir import environment_with_trainers
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC import nnUNetTrainerDTC
+from nnunetv2_dtc.trainers.nnUNetTrainerDTCBoundary import nnUNetTrainerDTCBoundary
 
 DATASET_ID = 991
 DATASET_NAME = 'Dataset991_DTCTrain'
@@ -319,3 +320,36 @@ def test_find_best_configuration_accepts_dtc_cross_validation_results(trained):
                        '-tr', trained.trainer, '-f', 0, '-np', 1, environment=trained.environment)
     inference = json.loads((trained.folders.results / DATASET_NAME / 'inference_information.json').read_text())
     assert inference['best_model_or_ensemble']['selected_model_or_models'][0]['trainer'] == trained.trainer
+
+
+def test_a_boundary_trainer_trains_predicts_and_exports_through_the_stock_commands(trained, tmp_path):
+    """The second auxiliary task (nnUNetTrainerDTCBoundary) through nnUNetv2_train and nnUNetv2_predict, and its
+    vanilla export predicting identically with stock nnU-Net."""
+    trainers = tmp_path / 'trainers'
+    trainer = write_schedule_trainer(str(trainers), nnUNetTrainerDTCBoundary, 1, ITERATIONS, VAL_ITERATIONS)
+    environment = {**environment_with_trainers({}, str(trainers)), 'nnUNet_results': str(tmp_path / 'results')}
+    run_console_script(trained.folders, ['nnUNetv2_train'], DATASET_ID, CONFIGURATION, 'all', '-tr', trainer,
+                       '-device', 'cpu', environment=environment)
+    model = tmp_path / 'results' / DATASET_NAME / f'{trainer}__nnUNetPlans__{CONFIGURATION}'
+    log = next((model / 'fold_all').glob('training_log_*.txt')).read_text()
+    assert re.search(r'supervised_loss -?\d\.\d+, boundary_loss \d\.\d+, consistency_loss \d\.\d+', log), log[-2000:]
+    predictions = tmp_path / 'predictions'
+    run_console_script(trained.folders, ['nnUNetv2_predict'], '-i', trained.raw / 'imagesTs', '-o', predictions,
+                       '-d', DATASET_ID, '-c', CONFIGURATION, '-f', 'all', '-tr', trainer, '-device', 'cpu',
+                       '-npp', 1, '-nps', 1, environment=environment)
+    exported = tmp_path / 'vanilla_model'
+    run_console_script(trained.folders, ['nnUNetv2_dtc_export_vanilla'], '-d', DATASET_ID, '-c', CONFIGURATION,
+                       '-f', 'all', '-tr', trainer, '-o', exported, environment=environment)
+    stock_predictions = tmp_path / 'stock_predictions'
+    stock_environment = {k: v for k, v in trained.folders.subprocess_environment().items()
+                         if k != 'nnUNet_extTrainer'}
+    completed = subprocess.run(['nnUNetv2_predict_from_modelfolder', '-i', str(trained.raw / 'imagesTs'), '-o',
+                                str(stock_predictions), '-m', str(exported), '-f', 'all', '-device', 'cpu',
+                                '-npp', '1', '-nps', '1'], env=stock_environment, capture_output=True, text=True,
+                               timeout=600)
+    assert completed.returncode == 0, completed.stderr[-3000:]
+    files = sorted(predictions.glob('*.nii.gz'))
+    assert len(files) == NUM_TEST
+    for file in files:
+        assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(stock_predictions / file.name))),
+                              sitk.GetArrayFromImage(sitk.ReadImage(str(file))))

@@ -23,4 +23,4 @@ class nnUNetTrainerDTC_TestNonFiniteLoss(nnUNetTrainerDTC_TestCheckpointEveryEpo
     def on_train_epoch_start(self):
         super().on_train_epoch_start()
         if self.current_epoch == NON_FINITE_EPOCH:
-            self.loss.level_set_sharpness = float('nan')
+            self.loss.task.sharpness = float('nan')

@@ -1,0 +1,50 @@
+"""DTC's own auxiliary task: a level set per foreground class, regressed onto the normalised SDF of the label map and
+turned into a foreground probability by a steep sigmoid for the consistency term (Luo et al., AAAI 2021;
+train_la_dtc.py)."""
+from typing import Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+
+from nnunetv2_dtc.auxiliary_tasks.base import AuxiliaryTask, LabelOrRegion
+from nnunetv2_dtc.sdf import compute_sdf
+
+DEFAULT_LEVEL_SET_SHARPNESS = 1500.0  # k in sigmoid(-k * level_set), DTC's train_la_dtc.py
+
+
+def level_set_to_probability(level_set: torch.Tensor, sharpness: float) -> torch.Tensor:
+    """DTC's smooth approximation of the Heaviside function that maps a level set to a foreground probability."""
+    return torch.sigmoid(-sharpness * level_set)
+
+
+def sdf_loss(level_set: torch.Tensor, sdf_target: torch.Tensor, valid: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """MSE between predicted level set and SDF target; `valid` (broadcastable bool) excludes voxels such as the
+    ignore label."""
+    squared_error = (level_set - sdf_target) ** 2
+    if valid is None:
+        return squared_error.mean()
+    valid = valid.expand_as(squared_error)
+    return squared_error[valid].sum() / valid.sum().clamp_min(1)
+
+
+class LevelSetTask(AuxiliaryTask):
+    """tanh level set; target compute_sdf (negative inside, 0 on the inner boundary, all zeros for an absent class);
+    MSE; consistency sigmoid(-k * level set) against the probability."""
+    loss_name = 'sdf_loss'
+    zero_target_means_absent = True
+
+    def __init__(self, sharpness: float = DEFAULT_LEVEL_SET_SHARPNESS):
+        self.sharpness = sharpness
+
+    def target(self, segmentation: np.ndarray, labels_or_regions: Sequence[LabelOrRegion]) -> np.ndarray:
+        return compute_sdf(segmentation, list(labels_or_regions))
+
+    def activation(self, raw: torch.Tensor) -> torch.Tensor:
+        return torch.tanh(raw)
+
+    def supervised_loss(self, raw: torch.Tensor, target: torch.Tensor, valid: Optional[torch.Tensor]) -> torch.Tensor:
+        return sdf_loss(self.activation(raw).float(), target, valid)
+
+    def consistency_views(self, raw: torch.Tensor, probabilities: torch.Tensor) \
+            -> Tuple[torch.Tensor, torch.Tensor]:
+        return level_set_to_probability(self.activation(raw).float(), self.sharpness), probabilities

@@ -1,0 +1,49 @@
+"""DTC with a boundary task in place of the level set (auxiliary_tasks/boundary.py): the head's extra channels learn
+each class's boundary band, and the consistency compares it with the soft morphological gradient of the
+segmentation probabilities. Same network, loader, schedule and export as nnUNetTrainerDTC."""
+import torch
+
+from nnunetv2_dtc.auxiliary_tasks.base import AuxiliaryTask
+from nnunetv2_dtc.auxiliary_tasks.boundary import DEFAULT_BOUNDARY_WIDTH, BoundaryTask
+from nnunetv2_dtc.trainers.nnUNetTrainerDTC import nnUNetTrainerDTC
+
+
+class nnUNetTrainerDTCBoundary(nnUNetTrainerDTC):
+    """sdf_loss_weight (beta) weights the boundary loss here; level_set_sharpness is unused."""
+    boundary_width: int = DEFAULT_BOUNDARY_WIDTH
+
+    def build_auxiliary_task(self) -> AuxiliaryTask:
+        return BoundaryTask(self.boundary_width)
+
+    def initialize(self):
+        if isinstance(self.boundary_width, bool) or not isinstance(self.boundary_width, int) or self.boundary_width < 1:
+            raise ValueError(f'{type(self).__name__}: boundary_width = {self.boundary_width!r} must be an int >= 1 '
+                             f'(voxels on each side of a boundary). Set it as a class attribute in your subclass.')
+        super().initialize()
+
+
+class nnUNetTrainerDTCBoundary_LabeledOnly(nnUNetTrainerDTCBoundary):
+    """Its ablation: the same losses on the labelled patches only."""
+    use_unlabeled_data = False
+
+
+class nnUNetTrainerDTCBoundary_FixedEpochs(nnUNetTrainerDTCBoundary):
+    """nnUNetTrainerDTCBoundary for `epochs` epochs, like nnUNetTrainerDTC_Xepochs."""
+    epochs: int = 1000  # nnUNetTrainer's default
+
+    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
+                 device: torch.device = torch.device('cuda')):
+        super().__init__(plans, configuration, fold, dataset_json, device)
+        self.num_epochs = self.epochs
+
+
+class nnUNetTrainerDTCBoundary_5epochs(nnUNetTrainerDTCBoundary_FixedEpochs):
+    epochs = 5
+
+
+class nnUNetTrainerDTCBoundary_50epochs(nnUNetTrainerDTCBoundary_FixedEpochs):
+    epochs = 50
+
+
+class nnUNetTrainerDTCBoundary_250epochs(nnUNetTrainerDTCBoundary_FixedEpochs):
+    epochs = 250
