@@ -33,9 +33,11 @@ class SegmentationAndLevelSetHead(nn.Module):
         self.num_segmentation_channels = num_segmentation_channels
         self.num_level_set_channels = num_level_set_channels
         self.emit_level_set = True
+        # the ranking command's switch: the auxiliary channels in eval mode too (never set by training or prediction)
+        self.emit_in_eval = False
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.training and self.emit_level_set:
+        if self.emit_level_set and (self.training or self.emit_in_eval):
             return self.conv(x)
         c = self.num_segmentation_channels
         return self.conv._conv_forward(x, self.conv.weight[:c], self.conv.bias[:c])

@@ -88,10 +88,13 @@ class nnUNetTrainerDTC(nnUNetTrainer):
                                f'Train 3d_fullres, 3d_lowres or 2d instead.')
         super().initialize()
 
-    def build_auxiliary_task(self) -> AuxiliaryTask:
+    @classmethod
+    def build_auxiliary_task(cls) -> AuxiliaryTask:
         """DTC's second task: the level set (LevelSetTask). Override it to train another (auxiliary_tasks/base.py);
-        its channels, loss and consistency then replace the level set's everywhere."""
-        return LevelSetTask(self.level_set_sharpness)
+        its channels, loss and consistency then replace the level set's everywhere. A class method, like
+        build_network_architecture is static: nnUNetv2_dtc_rank_unlabeled gets a model's task from its trainer
+        class alone."""
+        return LevelSetTask(cls.level_set_sharpness)
 
     def _build_loss(self):
         lm = self.label_manager

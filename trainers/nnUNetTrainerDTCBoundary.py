@@ -12,8 +12,9 @@ class nnUNetTrainerDTCBoundary(nnUNetTrainerDTC):
     """sdf_loss_weight (beta) weights the boundary loss here; level_set_sharpness is unused."""
     boundary_width: int = DEFAULT_BOUNDARY_WIDTH
 
-    def build_auxiliary_task(self) -> AuxiliaryTask:
-        return BoundaryTask(self.boundary_width)
+    @classmethod
+    def build_auxiliary_task(cls) -> AuxiliaryTask:
+        return BoundaryTask(cls.boundary_width)
 
     def initialize(self):
         if isinstance(self.boundary_width, bool) or not isinstance(self.boundary_width, int) or self.boundary_width < 1:

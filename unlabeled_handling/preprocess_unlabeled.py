@@ -30,7 +30,7 @@ from nnunetv2_dtc.utilities.nnunet_paths import DEFAULT_PLANS_IDENTIFIER
 
 
 @dataclass
-class _PlannedDataset:
+class PlannedDataset:
     name: str
     plans_manager: PlansManager
     configuration_manager: ConfigurationManager
@@ -44,7 +44,7 @@ def preprocess_unlabeled(dataset_name_or_id: Union[int, str], configuration: str
     """Preprocesses the images in input_folder (default: the dataset's imagesUnlabeled) and returns the output
     folder. Cases already finished with the same plans are skipped; with overwrite everything is redone. Raises
     UnlabeledDataError, before writing anything, for missing plans or folders and unusable images."""
-    dataset = _load_planned_dataset(dataset_name_or_id, plans_identifier, configuration)
+    dataset = load_planned_dataset(dataset_name_or_id, plans_identifier, configuration)
     images_folder = input_folder or raw_unlabeled_images_folder(dataset.name)
     cases = find_unlabeled_cases(images_folder, dataset.dataset_json, dataset.labeled_cases.keys(), num_processes)
 
@@ -93,8 +93,8 @@ def preprocess_unlabeled(dataset_name_or_id: Union[int, str], configuration: str
     return output_folder
 
 
-def _load_planned_dataset(dataset_name_or_id: Union[int, str], plans_identifier: str,
-                          configuration: str) -> _PlannedDataset:
+def load_planned_dataset(dataset_name_or_id: Union[int, str], plans_identifier: str,
+                          configuration: str) -> PlannedDataset:
     """The dataset's plans, configuration, preprocessed dataset.json and labelled cases, or a clear refusal."""
     name = dataset_name_from(dataset_name_or_id)
     plans_manager = load_plans_manager(name, plans_identifier)
@@ -111,7 +111,7 @@ def _load_planned_dataset(dataset_name_or_id: Union[int, str], plans_identifier:
         raise UnlabeledDataError(f'The raw dataset folder {raw_dataset_folder(name)} does not exist; the unlabelled '
                                  f'images are checked against its labelled images.')
     labeled_cases = get_filenames_of_train_images_and_targets(raw_dataset_folder(name), dataset_json)
-    return _PlannedDataset(name, plans_manager, configuration_manager, dataset_json, labeled_cases)
+    return PlannedDataset(name, plans_manager, configuration_manager, dataset_json, labeled_cases)
 
 
 def _remove_stale_cases(output_folder: str, cases: dict) -> None:

@@ -1,6 +1,7 @@
 """nnUNetv2_dtc_benchmark's steps in order: preprocessing (only what is missing), the CPU configuration, the unlabelled
-preprocessing, then per seed and method training, test prediction and metrics (each reused when finished), and the
-report (benchmark.json, benchmark.md, PNGs) in --out."""
+preprocessing, then per seed and method training, test prediction and metrics, and for DTC trainers the dual-task
+disagreement of the test cases (each reused when finished), and the report (benchmark.json, benchmark.md, PNGs) in
+--out."""
 import os
 import platform
 import time
@@ -18,6 +19,7 @@ from nnunetv2_dtc.benchmark.commands import BenchmarkSteps
 from nnunetv2_dtc.benchmark.comparison import summarize_postprocessing
 from nnunetv2_dtc.benchmark.data import BenchmarkDataError, BenchmarkDataset, find_benchmark_dataset, \
     missing_preprocessing, preprocessing_command
+from nnunetv2_dtc.benchmark.disagreement import disagreement_validation, has_auxiliary_task, rank_test_cases
 from nnunetv2_dtc.benchmark.derived_data import plan_training_datasets, prepare_derived_dataset, \
     upper_bound_labels
 from nnunetv2_dtc.benchmark.evaluation import POSTPROCESSINGS, evaluate
@@ -68,8 +70,9 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
     training_datasets = plan_training_datasets(settings, dataset, trained_configuration)
     num_runs = len(settings.methods) * len(settings.seeds)
     num_derived_steps = sum(EXTRA_STEPS[METHODS[m].training_data] for m in settings.methods) * len(settings.seeds)
+    num_ranking_steps = sum(has_auxiliary_task(m) for m in settings.methods) * len(settings.seeds)
     steps = BenchmarkSteps(1 + settings.cpu_mode + settings.uses_unlabeled_data + STEPS_PER_RUN * num_runs +
-                           num_derived_steps + 1, environment, join(out, 'logs'))
+                           num_derived_steps + num_ranking_steps + 1, environment, join(out, 'logs'))
     print(f'nnUNetv2_dtc_benchmark: {dataset.name}, {len(dataset.labeled_cases)} labelled and '
           f'{len(dataset.test_cases)} test case(s); {num_runs} training(s); output in {out}', flush=True)
 
@@ -83,7 +86,7 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
 
     runs = plan_runs(settings, training_datasets, configuration, trainers_folder)
     records, metrics = {}, {post: {} for post in POSTPROCESSINGS}
-    derived_datasets = {}
+    derived_datasets, rankings = {}, {}
     for run in runs:
         method = METHODS[run.method]
         training_dataset, pseudo_labels = dataset, None
@@ -109,6 +112,8 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
         for post, result in evaluate(run, records[run.key]['prediction'], dataset, join(out, 'metrics'),
                                      settings.num_processes, steps).items():
             metrics[post][run.key] = result
+        if has_auxiliary_task(run.method):
+            rankings[run.key] = rank_test_cases(run, settings, dataset, configuration, out, steps)
 
     steps.start(f'report: {join(out, REPORT_MD)}')
     infos = {run.key: model_info(run) for run in runs}
@@ -117,6 +122,7 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
                                 out) for seed in settings.seeds]
     report = _report(settings, out, dataset, configuration, cpu_mode, unlabeled_cases, runs, records, metrics, infos,
                      steps, derived_datasets, overlays)
+    report['disagreement_validation'] = disagreement_validation(runs, rankings, metrics[NO_POSTPROCESSING])
     paired_dice_figure(runs, metrics, join(out, PAIRED_DICE_PNG))
     hd95_figure(runs, metrics, join(out, HD95_PNG))
     training_curves_figure(runs, infos, join(out, CURVES_PNG))

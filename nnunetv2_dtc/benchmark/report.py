@@ -21,6 +21,11 @@ CONTRIBUTION_EXPLANATION = ('The headline figure: both train DTC\'s network and 
                             'seed), and mean ± std over seeds of the per-seed mean differences in the summary row, '
                             'whose p and W/L/T pair the per-case values averaged over seeds. A gain smaller than the '
                             'seed-to-seed spread is no evidence that the unlabelled images count.')
+DISAGREEMENT_EXPLANATION = ('`nnUNetv2_dtc_rank_unlabeled` scored each held-out test case by the model\'s dual-task '
+                            'disagreement (mean |task view − segmentation view| where either calls foreground); '
+                            'Spearman\'s rho with the case\'s Dice error (1 − foreground Dice) says whether the score '
+                            'ranks cases by how wrong the model is (rho > 0: a useful annotation priority). Scores '
+                            'per case: `rankings/<run>/annotation_priority.csv`.')
 GAP_EXPLANATION = ('(method − nnU-Net) / (upper bound − nnU-Net) of the test means, with nnU-Net and the upper bound '
                    'of the same seed: 0 % is vanilla nnU-Net, 100 % the upper bound (nnU-Net trained with the true '
                    'labels of the unlabelled images too). Seed summaries: mean ± std over seeds. For HD95 and ASD '
@@ -188,6 +193,13 @@ def benchmark_markdown(report: dict) -> str:
         if any(row.get('gap_closed') for row in rows):
             lines += ['', f'## Share of the gap to the upper bound closed ({TABLE_TITLES[postprocessing].lower()})',
                       '', GAP_EXPLANATION, '', *gap_table(rows)]
+    if report.get('disagreement_validation'):
+        lines += ['', '## Does the dual-task disagreement predict the error?', '', DISAGREEMENT_EXPLANATION, '',
+                  *_table(['Method', 'Seed', 'Spearman rho (score vs 1 − Dice)', 'p', 'Cases'],
+                          [[METHODS[row['method']].name, str(row['seed']),
+                            MISSING if row['spearman_rho'] is None else f'{row["spearman_rho"]:.3f}',
+                            MISSING if row['p_value'] is None else p_value(row['p_value']), str(row['n_cases'])]
+                           for row in report['disagreement_validation']])]
     if report.get('overlays'):
         lines += ['', '## Overlays', '', OVERLAY_EXPLANATION]
         for overlay in report['overlays']:

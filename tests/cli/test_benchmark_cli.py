@@ -87,7 +87,7 @@ def test_benchmark_runs_all_methods_reports_them_and_reuses_finished_runs(nnunet
     started = time.time()
     first = run_console_script(nnunet_env, ['nnUNetv2_dtc_benchmark'], *arguments, timeout=BENCHMARK_TIMEOUT_S)
     first_seconds = time.time() - started
-    assert '[nnUNetv2_dtc_benchmark 22/22] report' in first.stdout
+    assert '[nnUNetv2_dtc_benchmark 24/24] report' in first.stdout
 
     report = json.loads((out / 'benchmark.json').read_text())
     markdown = (out / 'benchmark.md').read_text()
@@ -109,6 +109,14 @@ def test_benchmark_runs_all_methods_reports_them_and_reuses_finished_runs(nnunet
                                                  _foreground_mean(report, TRAINERS['nnUNetTrainerDTC_LabeledOnly'],
                                                                   'Dice'))
     assert '## What the unlabelled images add (DTC − its labelled-only ablation' in markdown
+    # the dual-task disagreement of the test cases, for the two DTC trainers (2 cases: too few for a correlation)
+    validation = report['disagreement_validation']
+    assert [(row['method'], row['n_cases'], row['spearman_rho']) for row in validation] == \
+        [('nnUNetTrainerDTC', 2, None), ('nnUNetTrainerDTC_LabeledOnly', 2, None)]
+    for row in validation:
+        ranked = (out / 'rankings' / row['key'] / 'annotation_priority.csv').read_text().splitlines()
+        assert ranked[0].startswith('case,score,') and len(ranked) == 3
+    assert '## Does the dual-task disagreement predict the error?' in markdown
 
     # the CPU configuration: inherits 3d_fullres, only a quarter of its widths, every method trained it
     plans_file = nnunet_env.preprocessed / DATASET_NAME / 'nnUNetPlans.json'

@@ -1,5 +1,6 @@
 """nnUNetTrainerDTC through nnU-Net's own commands, in subprocesses, on a tiny synthetic dataset:
 nnUNetv2_plan_and_preprocess, nnUNetv2_dtc_preprocess_unlabeled, nnUNetv2_train, nnUNetv2_predict."""
+import csv
 import json
 import os
 import re
@@ -353,3 +354,84 @@ def test_a_boundary_trainer_trains_predicts_and_exports_through_the_stock_comman
     for file in files:
         assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(stock_predictions / file.name))),
                               sitk.GetArrayFromImage(sitk.ReadImage(str(file))))
+
+
+def _rank(trained, out, *extra, check=True, environment=None):
+    return run_console_script(trained.folders, ['nnUNetv2_dtc_rank_unlabeled'], '-d', DATASET_ID, '-c',
+                              CONFIGURATION, '-f', 'all', '-tr', trained.trainer, '-o', out, '-device', 'cpu',
+                              '-np', 1, *extra, check=check, environment=environment or trained.environment)
+
+
+def _direct_scores(trained, case_id: str):
+    """The dual-task disagreement of one unlabelled case, computed without the ranking code: nnU-Net's preprocessor,
+    the network on the whole case (it is one patch: the sliding window's Gaussian weights cancel), DTC's views
+    written out."""
+    from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
+    plans = PlansManager(str(trained.model / 'plans.json'))
+    dataset_json = json.loads((trained.model / 'dataset.json').read_text())
+    configuration = plans.get_configuration(CONFIGURATION)
+    data, _, _ = configuration.preprocessor_class(verbose=False).run_case(
+        [str(trained.raw / 'imagesUnlabeled' / f'{case_id}_0000.nii.gz')], None, plans, configuration, dataset_json)
+    assert tuple(data.shape[1:]) == tuple(configuration.patch_size)
+    network = nnUNetTrainerDTC.build_network_architecture(plans, configuration, 1, 3, False)
+    checkpoint = torch.load(trained.fold / 'checkpoint_final.pth', map_location='cpu', weights_only=False)
+    network.load_state_dict(checkpoint['network_weights'])
+    network.eval()
+    network.decoder.seg_layers[-1].emit_level_set = network.decoder.seg_layers[-1].emit_in_eval = True
+    with torch.no_grad():
+        logits = network(torch.from_numpy(data)[None])[0].float()
+    probabilities = torch.softmax(logits[:3], 0)[1:]
+    from_level_set = torch.sigmoid(-nnUNetTrainerDTC.level_set_sharpness * torch.tanh(logits[3:]))
+    per_class = []
+    for task_view, segmentation_view in zip(from_level_set, probabilities):
+        considered = (task_view > 0.5) | (segmentation_view > 0.5)
+        per_class.append(float((task_view - segmentation_view).abs()[considered].mean()) if considered.any() else 0.)
+    return float(np.mean(per_class)), per_class
+
+
+def test_ranking_scores_every_unlabelled_case_most_uncertain_first(trained, tmp_path):
+    out = tmp_path / 'ranking'
+    result = _rank(trained, out)
+    assert 'Ranking unlabelled cases' in result.stderr  # the progress bar
+    rows = list(csv.DictReader((out / 'annotation_priority.csv').open()))
+    assert len(rows) == NUM_UNLABELED and list(rows[0]) == ['case', 'score', 'score_label_1', 'score_label_2',
+                                                             'predicted_volume_mm3']
+    scores = [float(row['score']) for row in rows]
+    assert scores == sorted(scores, reverse=True)
+    assert (out / 'annotation_priority.png').read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    case = rows[0]['case']
+    score, per_class = _direct_scores(trained, case)
+    # not exact: the sliding window's Gaussian weighting divides back to the logits up to float rounding, and
+    # sigmoid(-1500 x) near the zero level set of a barely trained model turns that into ~1e-4 of the score
+    assert float(rows[0]['score']) == pytest.approx(score, rel=2e-3)
+    assert [float(rows[0][f'score_label_{i}']) for i in (1, 2)] == pytest.approx(per_class, rel=2e-3)
+    # plain nnUNetv2_predict is untouched by the ranking's switch: the predictions of the module are vanilla-shaped
+    assert sorted(p.name for p in trained.predictions.glob('*.nii.gz'))
+
+    again = _rank(trained, out, check=False)
+    assert again.returncode == 2 and 'annotation_priority.csv exists: pass --overwrite' in again.stderr
+    assert _rank(trained, out, '--overwrite').returncode == 0
+
+
+def test_ranking_refuses_a_vanilla_model_and_bad_input_and_writes_nothing(trained, tmp_path):
+    results = tmp_path / 'results'
+    exported = results / DATASET_NAME / 'nnUNetTrainer__nnUNetPlans__3d_fullres'
+    run_console_script(trained.folders, ['nnUNetv2_dtc_export_vanilla'], '-d', DATASET_ID, '-c', CONFIGURATION,
+                       '-f', 'all', '-tr', trained.trainer, '-o', exported)
+    environment = {**trained.environment, 'nnUNet_results': str(results)}
+    vanilla = run_console_script(trained.folders, ['nnUNetv2_dtc_rank_unlabeled'], '-d', DATASET_ID, '-c',
+                                 CONFIGURATION, '-f', 'all', '-tr', 'nnUNetTrainer', '-o', tmp_path / 'out_vanilla',
+                                 '-device', 'cpu', '-np', 1, check=False, environment=environment)
+    assert vanilla.returncode == 2 and 'needs a DTC model folder' in vanilla.stderr, vanilla.stderr[-2000:]
+    assert not (tmp_path / 'out_vanilla').exists()
+
+    empty = tmp_path / 'empty'
+    empty.mkdir()
+    refused = _rank(trained, tmp_path / 'out_empty', '-i', empty, check=False)
+    assert refused.returncode == 2 and 'contains no images' in refused.stderr
+    wrong_ending = tmp_path / 'wrong_ending'
+    wrong_ending.mkdir()
+    (wrong_ending / 'case_0000.nrrd').write_bytes(b'x')
+    refused = _rank(trained, tmp_path / 'out_ending', '-i', wrong_ending, check=False)
+    assert refused.returncode == 2 and 'case_0000.nrrd' in refused.stderr
+    assert not (tmp_path / 'out_empty').exists() and not (tmp_path / 'out_ending').exists()

@@ -253,3 +253,21 @@ def test_each_dtc_variant_is_paired_with_its_own_ablation():
     for method, contribution in contributions.items():
         expected = np.mean(np.subtract(dice[method], dice[contribution['ablation']]))
         assert contribution['per_seed'][0]['Dice']['difference']['mean'] == pytest.approx(expected)
+
+
+def test_disagreement_validation_is_spearman_of_score_against_dice_error(tmp_path):
+    from scipy.stats import spearmanr
+
+    from nnunetv2_dtc.benchmark.disagreement import disagreement_validation, has_auxiliary_task
+    dice = [0.9, 0.5, 0.7, 0.2]
+    scores = [0.1, 0.3, 0.35, 0.2]
+    csv_file = tmp_path / 'annotation_priority.csv'
+    csv_file.write_text('case,score\n' + ''.join(f'case{i},{s}\n' for i, s in enumerate(scores)))
+    runs = [BenchmarkRun('nnUNetTrainerDTC', 0, 'nnUNetTrainerDTC_1ep_2it_s0', '', 1, 'Dataset001_A'),
+            BenchmarkRun('nnUNetTrainer', 0, 'nnUNetTrainer_1ep_2it_s0', '', 1, 'Dataset001_A')]
+    rows = disagreement_validation(runs, {runs[0].key: str(csv_file)}, {run.key: _result(dice) for run in runs})
+    expected = spearmanr(scores, [1 - d for d in dice])
+    assert rows == [{'key': runs[0].key, 'method': 'nnUNetTrainerDTC', 'seed': 0, 'n_cases': 4,
+                     'spearman_rho': pytest.approx(expected.statistic), 'p_value': pytest.approx(expected.pvalue)}]
+    assert has_auxiliary_task('nnUNetTrainerDTC_LabeledOnly') and has_auxiliary_task('nnUNetTrainerDTCBoundary')
+    assert not has_auxiliary_task('nnUNetTrainer') and not has_auxiliary_task('pseudo_label')
