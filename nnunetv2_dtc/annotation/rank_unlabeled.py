@@ -81,8 +81,13 @@ def _dtc_predictor(model_folder: str, fold: str, checkpoint: str, device: str, t
     return predictor, trainer_class.build_auxiliary_task(), head
 
 
-def _voxel_volume_mm3(configuration_manager) -> float:
-    return float(np.prod(configuration_manager.spacing))
+def voxel_volume_mm3(configuration_spacing, original_spacing) -> float:
+    """Volume of a preprocessed voxel: the configuration's spacing, and for a 2D configuration (in-plane spacing
+    only, as nnU-Net resamples 2D data) the case's own spacing (in the plans' axis order) along the first axis."""
+    spacing = list(configuration_spacing)
+    if len(spacing) < len(original_spacing):
+        spacing = [original_spacing[0], *spacing]
+    return float(np.prod(spacing))
 
 
 def rank_unlabeled(dataset: str, configuration: str, fold: str, output_folder: str,
@@ -110,19 +115,20 @@ def rank_unlabeled(dataset: str, configuration: str, fold: str, output_folder: s
     num_segmentation = head.num_segmentation_channels
     has_regions = predictor.label_manager.has_regions
     preprocessor = predictor.configuration_manager.preprocessor_class(verbose=False)
-    voxel_volume = _voxel_volume_mm3(predictor.configuration_manager)
 
     rows, slices = [], []
     for case_id, files in tqdm(sorted(cases.items()), desc='Ranking unlabelled cases'):
-        data, _, _ = preprocessor.run_case(files, None, predictor.plans_manager, predictor.configuration_manager,
-                                           predictor.dataset_json)
+        data, _, properties = preprocessor.run_case(files, None, predictor.plans_manager,
+                                                    predictor.configuration_manager, predictor.dataset_json)
         logits = predictor.predict_logits_from_preprocessed_data(torch.from_numpy(data)).float()
         task_view, segmentation_view = disagreement_views(task, logits[num_segmentation:], logits[:num_segmentation],
                                                           has_regions)
         score, per_class = disagreement_scores(task_view, segmentation_view)
         foreground = (segmentation_view > 0.5).any(0) if has_regions else logits[:num_segmentation].argmax(0) > 0
         rows.append({'case': case_id, 'score': score, **{f'score_{n}': s for n, s in zip(class_names, per_class)},
-                     'predicted_volume_mm3': float(foreground.sum()) * voxel_volume})
+                     'predicted_volume_mm3': float(foreground.sum()) * voxel_volume_mm3(
+                         predictor.configuration_manager.spacing,
+                         [properties['spacing'][i] for i in predictor.plans_manager.transpose_forward])})
         slices.append(largest_disagreement_slice(case_id, score, data[0], task_view.numpy(),
                                                  segmentation_view.numpy()))
     order = sorted(range(len(rows)), key=lambda i: -rows[i]['score'])

@@ -271,3 +271,9 @@ def test_disagreement_validation_is_spearman_of_score_against_dice_error(tmp_pat
                      'spearman_rho': pytest.approx(expected.statistic), 'p_value': pytest.approx(expected.pvalue)}]
     assert has_auxiliary_task('nnUNetTrainerDTC_LabeledOnly') and has_auxiliary_task('nnUNetTrainerDTCBoundary')
     assert not has_auxiliary_task('nnUNetTrainer') and not has_auxiliary_task('pseudo_label')
+
+
+def test_a_preprocessed_voxel_has_the_configurations_spacing_and_in_2d_the_cases_slice_spacing():
+    from nnunetv2_dtc.annotation.rank_unlabeled import voxel_volume_mm3
+    assert voxel_volume_mm3([2.0, 1.0, 1.5], [3.0, 0.5, 0.5]) == 3.0
+    assert voxel_volume_mm3([1.5, 1.5], [10.0, 1.2, 1.2]) == 22.5
