@@ -46,6 +46,12 @@ def plot_dtc_progress(meta_logger, output_folder: str, title: str, auxiliary_los
     """Four panels over epochs: the supervised loss (linear: nnU-Net's Dice term is -Dice, so it goes negative), the
     auxiliary task's loss (named auxiliary_loss_name) and the consistency loss (log), each weighted term's gradient
     norm (log) and lambda(t)."""
+    # nnU-Net's own progress plot sets a global seaborn style (font_scale 2.5) that would overlap these labels
+    with matplotlib.rc_context(matplotlib.rcParamsDefault):
+        return _plot(meta_logger, output_folder, title, auxiliary_loss_name)
+
+
+def _plot(meta_logger, output_folder: str, title: str, auxiliary_loss_name: str) -> str:
     logged: Dict[str, List[float]] = meta_logger.local_logger.my_fantastic_logging
     num_epochs = min(len(logged[k]) for k in (*DTC_LOG_KEYS.values(), *GRADIENT_NORM_LOG_KEYS.values()))
     epochs = np.arange(num_epochs)
