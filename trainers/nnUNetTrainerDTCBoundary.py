@@ -1,11 +1,10 @@
 """DTC with a boundary task in place of the level set (auxiliary_tasks/boundary.py): the head's extra channels learn
 each class's boundary band, and the consistency compares it with the soft morphological gradient of the
 segmentation probabilities. Same network, loader, schedule and export as nnUNetTrainerDTC."""
-import torch
-
 from nnunetv2_dtc.auxiliary_tasks.base import AuxiliaryTask
 from nnunetv2_dtc.auxiliary_tasks.boundary import DEFAULT_BOUNDARY_WIDTH, BoundaryTask
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC import nnUNetTrainerDTC
+from nnunetv2_dtc.trainers.nnUNetTrainerDTC_Xepochs import nnUNetTrainerDTC_FixedEpochs
 
 
 class nnUNetTrainerDTCBoundary(nnUNetTrainerDTC):
@@ -28,14 +27,8 @@ class nnUNetTrainerDTCBoundary_LabeledOnly(nnUNetTrainerDTCBoundary):
     use_unlabeled_data = False
 
 
-class nnUNetTrainerDTCBoundary_FixedEpochs(nnUNetTrainerDTCBoundary):
-    """nnUNetTrainerDTCBoundary for `epochs` epochs, like nnUNetTrainerDTC_Xepochs."""
-    epochs: int = 1000  # nnUNetTrainer's default
-
-    def __init__(self, plans: dict, configuration: str, fold: int, dataset_json: dict,
-                 device: torch.device = torch.device('cuda')):
-        super().__init__(plans, configuration, fold, dataset_json, device)
-        self.num_epochs = self.epochs
+class nnUNetTrainerDTCBoundary_FixedEpochs(nnUNetTrainerDTCBoundary, nnUNetTrainerDTC_FixedEpochs):
+    """nnUNetTrainerDTCBoundary for `epochs` epochs: nnUNetTrainerDTC_FixedEpochs's schedule on the boundary task."""
 
 
 class nnUNetTrainerDTCBoundary_5epochs(nnUNetTrainerDTCBoundary_FixedEpochs):

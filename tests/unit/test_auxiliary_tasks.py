@@ -196,6 +196,12 @@ def test_boundary_trainers_train_the_boundary_task(nnunet_env):
                                   boundary_band(segmentation['segmentation'][0].numpy(), [1, 2], 1))
 
 
+def test_boundary_schedules_train_the_boundary_task_for_the_epochs_in_their_name(nnunet_env):
+    from nnunetv2_dtc.trainers.nnUNetTrainerDTCBoundary import nnUNetTrainerDTCBoundary_50epochs
+    trainer = _trainer(nnunet_env, nnUNetTrainerDTCBoundary_50epochs)
+    assert trainer.num_epochs == 50 and isinstance(trainer.build_auxiliary_task(), BoundaryTask)
+
+
 class _NoWidth(nnUNetTrainerDTCBoundary):
     boundary_width = 0
 
