@@ -48,3 +48,13 @@ class LevelSetTask(AuxiliaryTask):
     def consistency_views(self, raw: torch.Tensor, probabilities: torch.Tensor) \
             -> Tuple[torch.Tensor, torch.Tensor]:
         return level_set_to_probability(self.activation(raw).float(), self.sharpness), probabilities
+
+
+class LevelSetTeacherTask(LevelSetTask):
+    """LevelSetTask whose level-set view carries no gradient in the consistency term: the consistency only teaches
+    the segmentation to follow the level set (nnUNetTrainerDTC_LevelSetTeacher)."""
+
+    def consistency_views(self, raw: torch.Tensor, probabilities: torch.Tensor) \
+            -> Tuple[torch.Tensor, torch.Tensor]:
+        level_set_view, probabilities = super().consistency_views(raw, probabilities)
+        return level_set_view.detach(), probabilities

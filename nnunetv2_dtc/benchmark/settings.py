@@ -42,6 +42,8 @@ DTC_VARIANTS = (
     ('DiceOnly', 'Dice-only supervision', 'nnUNetTrainerDTC_DiceOnly_LabeledOnly'),
     ('ShortRamp', 'lambda ramp over 27 % of the run', 'nnUNetTrainerDTC_ShortRamp_LabeledOnly'),
     ('MoreUnlabeled', '2 unlabelled patches per labelled one', LABELED_ONLY_TRAINER),
+    ('LevelSetTeacher', 'consistency gradient into the segmentation only',
+     'nnUNetTrainerDTC_LevelSetTeacher_LabeledOnly'),
 )
 
 

@@ -10,6 +10,7 @@ from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 
 from helpers.tiny_plans import tiny_plans, tiny_plans_manager
+from nnunetv2_dtc.auxiliary_tasks.level_set import LevelSetTeacherTask
 from nnunetv2_dtc.dataloading.batch import DTCTargets
 from nnunetv2_dtc.gradient_norms import gradient_norms
 from nnunetv2_dtc.loss import DTCLoss, present_classes
@@ -17,6 +18,8 @@ from nnunetv2_dtc.sdf import compute_sdf
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC import nnUNetTrainerDTC
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC_DiceOnly import nnUNetTrainerDTC_DiceOnly, \
     nnUNetTrainerDTC_DiceOnly_LabeledOnly
+from nnunetv2_dtc.trainers.nnUNetTrainerDTC_LevelSetTeacher import nnUNetTrainerDTC_LevelSetTeacher, \
+    nnUNetTrainerDTC_LevelSetTeacher_LabeledOnly
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC_MaskedSDF import nnUNetTrainerDTC_MaskedSDF, \
     nnUNetTrainerDTC_MaskedSDF_LabeledOnly
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC_MoreUnlabeled import MORE_UNLABELED_PATCHES_PER_LABELED, \
@@ -112,6 +115,40 @@ def test_more_unlabeled_draws_a_multiple_of_the_labelled_batch(nnunet_env):
     default = _trainer(nnunet_env, nnUNetTrainerDTC)
     default.batch_size = 3
     assert default._unlabeled_batch_size_here() == 3
+
+
+def test_level_set_teacher_keeps_the_loss_and_stops_the_consistency_gradient_at_the_level_set():
+    """One labelled and one unlabelled 1x6 patch. The loss value is DTC's; the consistency's gradient reaches the
+    segmentation logits exactly as in DTC (d/dp of (s - p)^2 does not depend on where s's gradient goes) and never the
+    level set, whose only gradient is then the SDF loss's (labelled sample)."""
+    torch.manual_seed(0)
+    seg_logits, raw_level_set = torch.randn(2, 2, 1, 6), 0.01 * torch.randn(2, 1, 1, 6)
+    label = torch.tensor([[[[1, 1, 0, 0, 0, 0]]]]).float()
+    sdf = torch.from_numpy(compute_sdf(label[0, 0].numpy().astype(np.int16), [1]))[None]
+    targets = DTCTargets([label], sdf, torch.tensor([True, False]))
+    gradients = {}
+    for name, task in (('dtc', None), ('teacher', LevelSetTeacherTask(K))):
+        logits, level_set = seg_logits.clone().requires_grad_(), raw_level_set.clone().requires_grad_()
+        loss = DTCLoss(_dice_ce(), 2, False, None, 0.3, K, task=task)
+        loss.consistency_weight = 1.0
+        total = loss([torch.cat((logits, level_set), 1)], targets)
+        total.backward()
+        gradients[name] = (total.item(), logits.grad.clone(), level_set.grad.clone())
+    assert gradients['teacher'][0] == pytest.approx(gradients['dtc'][0], rel=1e-6)
+    torch.testing.assert_close(gradients['teacher'][1], gradients['dtc'][1])
+    assert gradients['teacher'][2][1].abs().max() == 0 and gradients['dtc'][2][1].abs().max() > 0
+    tanh = torch.tanh(raw_level_set[0])
+    sdf_gradient = 0.3 * 2 * (tanh - sdf[0]) * (1 - tanh ** 2) / 6
+    torch.testing.assert_close(gradients['teacher'][2][0], sdf_gradient)
+
+
+def test_level_set_teacher_trainers_build_the_teacher_task(nnunet_env):
+    for trainer_class, unlabeled in ((nnUNetTrainerDTC_LevelSetTeacher, True),
+                                     (nnUNetTrainerDTC_LevelSetTeacher_LabeledOnly, False)):
+        trainer = _trainer(nnunet_env, trainer_class)
+        trainer.initialize()
+        assert isinstance(trainer.loss.task, LevelSetTeacherTask) and trainer.use_unlabeled_data is unlabeled
+    assert type(nnUNetTrainerDTC.build_auxiliary_task()).__name__ == 'LevelSetTask'
 
 
 class _NoUnlabeledPatches(nnUNetTrainerDTC):
