@@ -1,6 +1,7 @@
 """A tiny nnU-Net v2 raw dataset of bright ellipsoids in noise, with unlabelled images, for the demo and the tests."""
 import shutil
-from typing import Sequence, Tuple
+from dataclasses import dataclass
+from typing import Optional, Sequence, Tuple
 
 import numpy as np
 import SimpleITK as sitk
@@ -24,6 +25,23 @@ RADIUS_FRACTION_RANGE = (0.18, 0.3)
 LABEL_SHRINK = 0.6
 MIN_RADIUS_VOXELS = 1.5
 
+
+@dataclass(frozen=True)
+class SyntheticStyle:
+    """How hard the cases are: the noise level and the ellipsoid sizes of the labelled cases and of the others
+    (unlabelled and test). The default is the demo's easy set: one size range for every case, little noise."""
+    noise_std: float = NOISE_STD
+    radius_fraction_range: Tuple[float, float] = RADIUS_FRACTION_RANGE
+    labeled_radius_fraction_range: Optional[Tuple[float, float]] = None  # None: radius_fraction_range
+
+    def radius_range(self, labeled: bool) -> Tuple[float, float]:
+        if labeled and self.labeled_radius_fraction_range is not None:
+            return self.labeled_radius_fraction_range
+        return self.radius_fraction_range
+
+
+EASY_STYLE = SyntheticStyle()
+
 # independent random streams per group, so that changing one count leaves the other groups' cases unchanged
 LABELED_STREAM, UNLABELED_STREAM, TEST_STREAM = 0, 1, 2
 
@@ -31,7 +49,7 @@ LABELED_STREAM, UNLABELED_STREAM, TEST_STREAM = 0, 1, 2
 def make_synthetic_dataset(raw_root: str, dataset_id: int = 990, name: str = 'DTCDemo', num_labeled: int = 4,
                            num_unlabeled: int = 8, num_test: int = 3, shape: Sequence[int] = (24, 24, 24),
                            spacing: Sequence[float] = (1.0, 1.0, 1.0), seed: int = 0,
-                           num_foreground_labels: int = 1) -> str:
+                           num_foreground_labels: int = 1, style: SyntheticStyle = EASY_STYLE) -> str:
     """Writes `raw_root/DatasetXXX_name` with imagesTr/labelsTr, imagesUnlabeled, imagesTs/labelsTs and dataset.json
     and returns its path. `shape` and `spacing` are in numpy array order (as nnU-Net reads them, z-y-x for a
     3d image). The same arguments always give the same files; subfolders from an earlier call are replaced."""
@@ -48,7 +66,8 @@ def make_synthetic_dataset(raw_root: str, dataset_id: int = 990, name: str = 'DT
                 maybe_mkdir_p(join(dataset_folder, folder))
         for index in range(count):
             rng = np.random.default_rng([seed, stream, index])
-            image, labels = _random_case(rng, tuple(shape), num_foreground_labels)
+            image, labels = _random_case(rng, tuple(shape), num_foreground_labels, style.noise_std,
+                                         style.radius_range(labels_folder == 'labelsTr'))
             case_id = f'{prefix}{index:03d}'
             _write(image.astype(np.float32), join(dataset_folder, images_folder, f'{case_id}_0000{FILE_ENDING}'),
                    spacing)
@@ -66,18 +85,18 @@ def make_synthetic_dataset(raw_root: str, dataset_id: int = 990, name: str = 'DT
     return dataset_folder
 
 
-def _random_case(rng: np.random.Generator, shape: Tuple[int, ...],
-                 num_foreground_labels: int) -> Tuple[np.ndarray, np.ndarray]:
+def _random_case(rng: np.random.Generator, shape: Tuple[int, ...], num_foreground_labels: int, noise_std: float,
+                 radius_fraction_range: Tuple[float, float]) -> Tuple[np.ndarray, np.ndarray]:
     labels = np.zeros(shape, dtype=np.uint8)
     grid = np.indices(shape, dtype=np.float32)
     for label in range(1, num_foreground_labels + 1):
         shrink = LABEL_SHRINK ** (label - 1)
-        radii = [max(MIN_RADIUS_VOXELS, rng.uniform(*RADIUS_FRACTION_RANGE) * shrink * size) for size in shape]
+        radii = [max(MIN_RADIUS_VOXELS, rng.uniform(*radius_fraction_range) * shrink * size) for size in shape]
         centre = [rng.uniform(r, size - 1 - r) if size - 1 > 2 * r else (size - 1) / 2
                   for r, size in zip(radii, shape)]
         inside = sum(((g - c) / r) ** 2 for g, c, r in zip(grid, centre, radii)) <= 1
         labels[inside] = label
-    image = labels * FOREGROUND_STEP + rng.normal(0, NOISE_STD, shape)
+    image = labels * FOREGROUND_STEP + rng.normal(0, noise_std, shape)
     return image, labels
 
 
