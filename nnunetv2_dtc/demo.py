@@ -9,21 +9,24 @@ import os
 import re
 import shutil
 import time
-from typing import Callable, List, Optional
+from typing import Callable, Dict, List, Optional
 
 from batchgenerators.utilities.file_and_folder_operations import join, load_json
+from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 from nnunetv2.utilities.file_path_utilities import convert_trainer_plans_config_to_identifier
 
-from nnunetv2_dtc.dataset_conversion.synthetic_dataset import make_synthetic_dataset
+from nnunetv2_dtc.dataset_conversion.synthetic_dataset import EASY_STYLE, SyntheticStyle, make_synthetic_dataset
 from nnunetv2_dtc.generated_trainers import write_schedule_trainer
 from nnunetv2_dtc.trainer_dir import environment_with_trainers
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC import nnUNetTrainerDTC
+from nnunetv2_dtc.trainers.nnUNetTrainerDTC_LabeledOnly import nnUNetTrainerDTC_LabeledOnly
 from nnunetv2_dtc.utilities.console_scripts import log_tail, run_logged
 from nnunetv2_dtc.utilities.files import read_json_or_none, write_json_atomic
 from nnunetv2_dtc.utilities.nnunet_paths import DEFAULT_PLANS_IDENTIFIER, nnunet_folders_under
 from nnunetv2_dtc.utilities.training_progress import epoch_progress
 
 DEMO_DATASET_ID = 990
+DEMO_DATASET_NAME = 'DTCDemo'
 DEMO_CONFIGURATION = '3d_fullres'
 # Sized to finish in a few minutes on a 2-core CPU and still learn the synthetic blobs.
 DEFAULT_EPOCHS = 3
@@ -33,11 +36,32 @@ DEFAULT_NUM_LABELED = 4
 DEFAULT_NUM_UNLABELED = 12
 DEFAULT_NUM_TEST = 4
 
+# --compare: a set on which few labels are not enough (see COMPARE_DESCRIPTION); measured in README over
+# COMPARE_README_SEEDS seeds
+COMPARE_DATASET_ID = 991
+COMPARE_DATASET_NAME = 'DTCCompare'
+COMPARE_STYLE = SyntheticStyle(noise_std=0.6, radius_fraction_range=(0.1, 0.4),
+                               labeled_radius_fraction_range=(0.12, 0.16))
+COMPARE_DESCRIPTION = 'noisy; the labelled ellipsoids are all small, the unlabelled and test ones of every size'
+COMPARE_README_SEEDS = 3
+# more unlabelled images than the demo's (what DTC is for) and more test cases (a steadier mean); the labelled count
+# and the schedule stay the demo's
+COMPARE_NUM_UNLABELED = 24
+COMPARE_NUM_TEST = 8
+COMPARE_DEFAULT_SEED = 0
+
 
 # lines of nnUNetv2_plan_and_preprocess that name its phases (plan_and_preprocess_entrypoints.py / _api.py)
 PLANNING_PHASE = re.compile(r'^(Fingerprint extraction|Experiment planning|Preprocessing|Configuration: )')
 DEMO_RECORD = 'nnunet_dtc_demo.json'  # settings and, once finished, the result: what a second run reuses
 NUM_STEPS = 5
+# --compare also trains, predicts and evaluates these, after nnUNetTrainerDTC: vanilla nnU-Net, and DTC's losses on the
+# labelled cases only (its ablation), which separates what the unlabelled images add from what the level-set task adds
+COMPARED_TRAINERS = (nnUNetTrainer, nnUNetTrainerDTC_LabeledOnly)
+NUM_COMPARE_STEPS = NUM_STEPS + 3 * len(COMPARED_TRAINERS)
+COMPARISON_ROWS = {'nnUNetTrainerDTC': 'nnUNetTrainerDTC (labelled + unlabelled)',
+                   'nnUNetTrainerDTC_LabeledOnly': 'nnUNetTrainerDTC_LabeledOnly (DTC losses, labelled only)',
+                   'nnUNetTrainer': 'nnUNetTrainer (labelled only)'}
 
 
 class DemoFolderError(SystemExit):
@@ -45,9 +69,9 @@ class DemoFolderError(SystemExit):
 
 
 def _run(number: int, step: str, command: List[str], environment: dict, log_folder: str,
-         progress: Optional[Callable[[str], Optional[str]]] = None) -> None:
+         progress: Optional[Callable[[str], Optional[str]]] = None, num_steps: int = NUM_STEPS) -> None:
     log_file = join(log_folder, step.replace(' ', '_') + '.log')
-    print(f'[demo {number}/{NUM_STEPS}] {step}: {" ".join(command)}  (log: {log_file})', flush=True)
+    print(f'[demo {number}/{num_steps}] {step}: {" ".join(command)}  (log: {log_file})', flush=True)
     start = time.time()
 
     def show(line: str) -> None:
@@ -59,7 +83,7 @@ def _run(number: int, step: str, command: List[str], environment: dict, log_fold
     if finished.return_code != 0:
         raise SystemExit(f'[demo] {step} failed (exit {finished.return_code}). Last lines of {log_file}:\n'
                          f'{log_tail(log_file)}')
-    print(f'[demo {number}/{NUM_STEPS}] {step} done in {time.time() - start:.0f} s', flush=True)
+    print(f'[demo {number}/{num_steps}] {step} done in {time.time() - start:.0f} s', flush=True)
 
 
 def _planning_phase(line: str) -> Optional[str]:
@@ -91,56 +115,108 @@ def prepare_out_folder(out: str, settings: dict, overwrite: bool) -> Optional[di
     return None
 
 
+def _train_predict_evaluate(first_step: int, base: type, raw: str, out: str, folders: dict, environment: dict,
+                            settings: dict) -> dict:
+    """Steps first_step .. first_step + 2 for one trainer: train the generated schedule variant of `base`, predict the
+    test cases, evaluate them. Returns the model folder and the mean foreground Dice."""
+    trainer = write_schedule_trainer(join(out, 'trainers'), base, settings['epochs'], settings['iterations_per_epoch'],
+                                     DEFAULT_VAL_ITERATIONS_PER_EPOCH, settings['seed'])
+    d, c, device, log = raw_dataset_id(raw), DEMO_CONFIGURATION, settings['device'], join(out, 'logs')
+    steps = NUM_COMPARE_STEPS if settings.get('compare') else NUM_STEPS
+    print(f'[demo] training {trainer}: {base.__name__} on a {settings["epochs"]} x {settings["iterations_per_epoch"]}'
+          f'-iteration schedule, generated in {join(out, "trainers")}', flush=True)
+    _run(first_step, f'train {base.__name__}', ['nnUNetv2_train', d, c, 'all', '-tr', trainer, '-device', device],
+         environment, log, epoch_progress(settings['epochs']), steps)
+    predictions = join(out, 'predictions' if base is nnUNetTrainerDTC else f'predictions_{base.__name__}')
+    _run(first_step + 1, f'predict {base.__name__}', ['nnUNetv2_predict', '-i', join(raw, 'imagesTs'), '-o',
+                                                      predictions, '-d', d, '-c', c, '-f', 'all', '-tr', trainer,
+                                                      '-device', device, '-npp', '1', '-nps', '1'], environment, log,
+         num_steps=steps)
+    model_folder = join(folders['nnUNet_results'], os.path.basename(raw),
+                        convert_trainer_plans_config_to_identifier(trainer, DEFAULT_PLANS_IDENTIFIER, c))
+    summary = join(predictions, 'summary.json')
+    _run(first_step + 2, f'evaluate {base.__name__}', ['nnUNetv2_evaluate_folder', join(raw, 'labelsTs'), predictions,
+                                                       '-djfile', join(model_folder, 'dataset.json'), '-pfile',
+                                                       join(model_folder, 'plans.json'), '-o', summary,
+                                                       '-np', str(settings['num_processes'])], environment, log,
+         num_steps=steps)
+    return {'dice': load_json(summary)['foreground_mean']['Dice'], 'model_folder': model_folder}
+
+
+def raw_dataset_id(raw_folder: str) -> str:
+    """'990' for .../Dataset990_DTCDemo."""
+    return str(int(os.path.basename(raw_folder)[len('Dataset'):len('Dataset') + 3]))
+
+
+def comparison_lines(dice: Dict[str, float], num_test: int) -> List[str]:
+    """The test Dice of each trainer (COMPARISON_ROWS' keys) side by side, and one line that says what the differences
+    mean: DTC against vanilla nnU-Net, and how much of it the unlabelled images give (DTC against its ablation)."""
+    rows = [f'[demo] {label:<58} {dice[trainer]:.4f}' for trainer, label in COMPARISON_ROWS.items()]
+    over_vanilla = dice['nnUNetTrainerDTC'] - dice['nnUNetTrainer']
+    from_unlabeled = dice['nnUNetTrainerDTC'] - dice['nnUNetTrainerDTC_LabeledOnly']
+    beats = 'beats' if over_vanilla > 0 else 'does not beat'
+    add = 'add' if from_unlabeled > 0 else 'do not add'
+    return rows + [f'[demo] DTC {beats} nnU-Net ({over_vanilla:+.4f} Dice); '
+                   f'the unlabelled images {add} to it ({from_unlabeled:+.4f} '
+                   f'against the labelled-only ablation); {num_test} test cases, one seed: README gives the spread '
+                   f'over {COMPARE_README_SEEDS} seeds (--seed N runs another).']
+
+
 def run_demo(out: str, device: str, epochs: int, iterations_per_epoch: int, num_labeled: int,
-             num_unlabeled: int, num_test: int, num_processes: int, overwrite: bool = False) -> float:
+             num_unlabeled: int, num_test: int, num_processes: int, overwrite: bool = False, compare: bool = False,
+             seed: Optional[int] = None) -> dict:
+    """Runs the demo (with `compare`: on the comparison set, for DTC and COMPARED_TRAINERS) and returns its record's
+    result: 'dice' (DTC's), 'model_folder', and with `compare` 'compared': {trainer: {'dice', 'model_folder'}}."""
     out = os.path.abspath(out)
     settings = {'epochs': epochs, 'iterations_per_epoch': iterations_per_epoch, 'num_labeled': num_labeled,
                 'num_unlabeled': num_unlabeled, 'num_test': num_test, 'device': device}
+    if compare or seed is not None:
+        settings.update(compare=compare, seed=seed)
     finished = prepare_out_folder(out, settings, overwrite)
     if finished is not None:
-        print(f'[demo] {out} already holds this demo, finished: mean foreground Dice on {num_test} held-out test '
-              f'cases: {finished["dice"]:.4f} (model: {finished["model_folder"]}). Add --overwrite to run it again.')
-        return finished['dice']
+        print(f'[demo] {out} already holds this demo, finished (model: {finished["model_folder"]}). Add --overwrite '
+              f'to run it again.')
+        _print_result(finished, num_test)
+        return finished
     folders = nnunet_folders_under(out)
-    log = join(out, 'logs')
-    os.makedirs(log, exist_ok=True)
+    os.makedirs(join(out, 'logs'), exist_ok=True)
     write_json_atomic(join(out, DEMO_RECORD), {'settings': settings})
-    trainer = write_schedule_trainer(join(out, 'trainers'), nnUNetTrainerDTC, epochs, iterations_per_epoch,
-                                     DEFAULT_VAL_ITERATIONS_PER_EPOCH)
     environment = environment_with_trainers({**os.environ, **folders}, join(out, 'trainers'))
     environment.setdefault('nnUNet_n_proc_DA', str(num_processes))
     environment.setdefault('nnUNet_def_n_proc', str(num_processes))
     environment.setdefault('nnUNet_compile', 'false')
 
-    raw = make_synthetic_dataset(folders['nnUNet_raw'], DEMO_DATASET_ID, num_labeled=num_labeled,
-                                 num_unlabeled=num_unlabeled, num_test=num_test)
+    dataset_id, name, style = (COMPARE_DATASET_ID, COMPARE_DATASET_NAME, COMPARE_STYLE) if compare else \
+        (DEMO_DATASET_ID, DEMO_DATASET_NAME, EASY_STYLE)
+    raw = make_synthetic_dataset(folders['nnUNet_raw'], dataset_id, name, num_labeled=num_labeled,
+                                 num_unlabeled=num_unlabeled, num_test=num_test, style=style)
     print(f'[demo] synthetic dataset: {num_labeled} labelled, {num_unlabeled} unlabelled, {num_test} test cases '
-          f'in {raw}', flush=True)
-    d, c = str(DEMO_DATASET_ID), DEMO_CONFIGURATION
+          f'in {raw}' + (f' ({COMPARE_DESCRIPTION})' if compare else ''), flush=True)
+    d, c, log = str(dataset_id), DEMO_CONFIGURATION, join(out, 'logs')
+    steps = NUM_COMPARE_STEPS if compare else NUM_STEPS
     _run(1, 'plan and preprocess', ['nnUNetv2_plan_and_preprocess', '-d', d, '-c', c, '-np', str(num_processes),
-                                    '--verify_dataset_integrity'], environment, log, _planning_phase)
+                                    '--verify_dataset_integrity'], environment, log, _planning_phase, steps)
     _run(2, 'preprocess unlabelled', ['nnUNetv2_dtc_preprocess_unlabeled', '-d', d, '-c', c,
-                                      '-np', str(num_processes)], environment, log)
-    print(f'[demo] training {trainer}: nnUNetTrainerDTC on a {epochs} x {iterations_per_epoch}-iteration schedule, '
-          f'generated in {join(out, "trainers")}', flush=True)
-    _run(3, 'train', ['nnUNetv2_train', d, c, 'all', '-tr', trainer, '-device', device], environment, log,
-         epoch_progress(epochs))
-    predictions = join(out, 'predictions')
-    _run(4, 'predict', ['nnUNetv2_predict', '-i', join(raw, 'imagesTs'), '-o', predictions, '-d', d, '-c', c,
-                        '-f', 'all', '-tr', trainer, '-device', device, '-npp', '1', '-nps', '1'], environment, log)
-    model_folder = join(folders['nnUNet_results'], os.path.basename(raw),
-                        convert_trainer_plans_config_to_identifier(trainer, DEFAULT_PLANS_IDENTIFIER, c))
-    summary = join(predictions, 'summary.json')
-    _run(5, 'evaluate', ['nnUNetv2_evaluate_folder', join(raw, 'labelsTs'), predictions,
-                         '-djfile', join(model_folder, 'dataset.json'), '-pfile', join(model_folder, 'plans.json'),
-                         '-o', summary, '-np', str(num_processes)], environment, log)
-    dice = load_json(summary)['foreground_mean']['Dice']
-    write_json_atomic(join(out, DEMO_RECORD), {'settings': settings, 'dice': dice, 'model_folder': model_folder})
-    print(f'[demo] training log and progress plots: {join(model_folder, "fold_all")}')
+                                      '-np', str(num_processes)], environment, log, num_steps=steps)
+    run_settings = {**settings, 'compare': compare, 'seed': seed, 'num_processes': num_processes}
+    result = _train_predict_evaluate(3, nnUNetTrainerDTC, raw, out, folders, environment, run_settings)
+    if compare:
+        result['compared'] = {base.__name__: _train_predict_evaluate(NUM_STEPS + 1 + 3 * index, base, raw, out, folders,
+                                                                     environment, run_settings)
+                              for index, base in enumerate(COMPARED_TRAINERS)}
+    write_json_atomic(join(out, DEMO_RECORD), {'settings': settings, **result})
+    print(f'[demo] training log and progress plots: {join(result["model_folder"], "fold_all")}')
     print(f'[demo] the model\'s trainer lives in {join(out, "trainers")}: to predict with it later, add that folder '
           f'to nnUNet_extTrainer, or export it for stock nnU-Net with nnUNetv2_dtc_export_vanilla')
-    print(f'[demo] mean foreground Dice on {num_test} held-out test cases: {dice:.4f}', flush=True)
-    return dice
+    _print_result(result, num_test)
+    return result
+
+
+def _print_result(result: dict, num_test: int) -> None:
+    print(f'[demo] mean foreground Dice on {num_test} held-out test cases: {result["dice"]:.4f}', flush=True)
+    if 'compared' in result:
+        dice = {'nnUNetTrainerDTC': result['dice'], **{t: r['dice'] for t, r in result['compared'].items()}}
+        print('\n'.join(comparison_lines(dice, num_test)), flush=True)
 
 
 def demo_entry() -> None:
@@ -161,11 +237,23 @@ def demo_entry() -> None:
     parser.add_argument('--iterations_per_epoch', type=int, default=DEFAULT_ITERATIONS_PER_EPOCH,
                         help=f'Default: {DEFAULT_ITERATIONS_PER_EPOCH}')
     parser.add_argument('--num_labeled', type=int, default=DEFAULT_NUM_LABELED, help=f'Default: {DEFAULT_NUM_LABELED}')
-    parser.add_argument('--num_unlabeled', type=int, default=DEFAULT_NUM_UNLABELED,
-                        help=f'Default: {DEFAULT_NUM_UNLABELED}')
-    parser.add_argument('--num_test', type=int, default=DEFAULT_NUM_TEST, help=f'Default: {DEFAULT_NUM_TEST}')
+    parser.add_argument('--num_unlabeled', type=int, default=None,
+                        help=f'Default: {DEFAULT_NUM_UNLABELED}; with --compare: {COMPARE_NUM_UNLABELED}')
+    parser.add_argument('--num_test', type=int, default=None,
+                        help=f'Default: {DEFAULT_NUM_TEST}; with --compare: {COMPARE_NUM_TEST}')
+    parser.add_argument('--compare', action='store_true',
+                        help='Run on a harder synthetic set (few small labelled ellipsoids, unlabelled and test ones '
+                             'of every size, more noise) and train vanilla nnU-Net and DTC\'s labelled-only ablation '
+                             'with the same schedule too; prints their test Dice side by side.')
+    parser.add_argument('--seed', type=int, default=None,
+                        help='Seed the trainings (network initialisation and the trainer\'s random draws; the '
+                             'augmentation workers stay unseeded). Default: unseeded; with --compare: 0.')
     parser.add_argument('-np', type=int, default=2, help='Processes for preprocessing and data augmentation. '
                                                          'Default: 2')
     args = parser.parse_args()
-    run_demo(args.out, args.device, args.epochs, args.iterations_per_epoch, args.num_labeled, args.num_unlabeled,
-             args.num_test, args.np, args.overwrite)
+    seed = COMPARE_DEFAULT_SEED if args.compare and args.seed is None else args.seed
+    num_unlabeled = args.num_unlabeled if args.num_unlabeled is not None else \
+        COMPARE_NUM_UNLABELED if args.compare else DEFAULT_NUM_UNLABELED
+    num_test = args.num_test if args.num_test is not None else COMPARE_NUM_TEST if args.compare else DEFAULT_NUM_TEST
+    run_demo(args.out, args.device, args.epochs, args.iterations_per_epoch, args.num_labeled, num_unlabeled,
+             num_test, args.np, args.overwrite, args.compare, seed)

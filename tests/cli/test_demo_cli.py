@@ -20,7 +20,7 @@ def test_demo_runs_the_whole_workflow_and_prints_the_test_dice(nnunet_env, tmp_p
     assert match, result.stdout
     # numbered steps, nnU-Net's planning phases and one line per epoch with its loss, not minutes of silence
     for shown in ('[demo 1/5] plan and preprocess', 'Fingerprint extraction...', 'Experiment planning...',
-                  '[demo 3/5] train', '[demo 5/5] evaluate done'):
+                  '[demo 3/5] train nnUNetTrainerDTC', '[demo 5/5] evaluate nnUNetTrainerDTC done'):
         assert shown in result.stdout, shown
     assert re.search(r'epoch 1/1: train_loss -?\d+\.\d+, \d+\.\d s', result.stdout), result.stdout
     summary = json.loads((out / 'predictions' / 'summary.json').read_text())
@@ -39,6 +39,31 @@ def test_demo_runs_the_whole_workflow_and_prints_the_test_dice(nnunet_env, tmp_p
     other = run_console_script(nnunet_env, ['nnUNetv2_dtc_demo'], '--out', out, *TINY_DEMO[:-2], '-np', 1,
                                '--num_test', 2, check=False)
     assert other.returncode != 0 and 'a demo with other settings' in other.stderr and '--overwrite' in other.stderr
+
+
+def test_compare_trains_vanilla_and_the_ablation_too_and_prints_their_dice_from_their_summaries(nnunet_env, tmp_path):
+    out = tmp_path / 'compare'
+    result = run_console_script(nnunet_env, ['nnUNetv2_dtc_demo'], '--out', out, '--compare', *TINY_DEMO)
+    for shown in ('[demo 3/11] train nnUNetTrainerDTC', '[demo 6/11] train nnUNetTrainer:',
+                  '[demo 9/11] train nnUNetTrainerDTC_LabeledOnly:',
+                  '[demo 11/11] evaluate nnUNetTrainerDTC_LabeledOnly done',
+                  'the unlabelled and test ones of every size'):
+        assert shown in result.stdout, shown
+    results = out / 'nnUNet_results' / 'Dataset991_DTCCompare'
+    # seeded (default seed 0), so both models are reproducible up to the augmentation workers
+    for model in ('nnUNetTrainerDTC_1ep_2it_s0', 'nnUNetTrainer_1ep_2it_s0', 'nnUNetTrainerDTC_LabeledOnly_1ep_2it_s0'):
+        assert (results / f'{model}__nnUNetPlans__3d_fullres' / 'fold_all' / 'checkpoint_final.pth').is_file()
+    for folder, row in (('predictions', 'nnUNetTrainerDTC (labelled + unlabelled)'),
+                        ('predictions_nnUNetTrainer', 'nnUNetTrainer (labelled only)'),
+                        ('predictions_nnUNetTrainerDTC_LabeledOnly', 'nnUNetTrainerDTC_LabeledOnly (DTC losses, '
+                                                                     'labelled only)')):
+        dice = json.loads((out / folder / 'summary.json').read_text())['foreground_mean']['Dice']
+        assert re.search(rf'{re.escape(row)}\s+{dice:.4f}', result.stdout), (row, dice, result.stdout)
+    assert re.search(r'DTC (beats|does not beat) nnU-Net \([+-]\d\.\d{4} Dice\); the unlabelled images (add|do not '
+                     r'add) to it \([+-]\d\.\d{4} against the labelled-only ablation\); 1 test cases', result.stdout)
+    record = json.loads((out / 'nnunet_dtc_demo.json').read_text())
+    assert sorted(record['compared']) == ['nnUNetTrainer', 'nnUNetTrainerDTC_LabeledOnly']
+    assert record['settings']['compare'] is True and record['settings']['seed'] == 0
 
 
 def test_demo_refuses_a_non_empty_output_folder(nnunet_env, tmp_path):

@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from nnunetv2_dtc.demo import DEMO_RECORD, DemoFolderError, prepare_out_folder
+from nnunetv2_dtc.demo import DEMO_RECORD, DemoFolderError, comparison_lines, prepare_out_folder
 
 SETTINGS = {'epochs': 3, 'iterations_per_epoch': 25, 'num_labeled': 4, 'num_unlabeled': 12, 'num_test': 4,
             'device': 'cpu'}
@@ -49,3 +49,12 @@ def test_a_folder_that_is_not_a_demo_is_never_touched(tmp_path, overwrite):
     with pytest.raises(DemoFolderError, match='is not empty and holds no demo'):
         prepare_out_folder(str(tmp_path / 'mine'), SETTINGS, overwrite=overwrite)
     assert (tmp_path / 'mine' / 'keep.txt').read_text() == 'mine'
+
+
+def test_the_comparison_says_who_is_ahead_and_what_the_unlabelled_images_add():
+    lines = comparison_lines({'nnUNetTrainerDTC': 0.8, 'nnUNetTrainer': 0.7, 'nnUNetTrainerDTC_LabeledOnly': 0.85}, 6)
+    assert [line.split()[-1] for line in lines[:3]] == ['0.8000', '0.8500', '0.7000']
+    assert 'DTC beats nnU-Net (+0.1000 Dice); the unlabelled images do not add to it (-0.0500 against' in lines[3]
+    assert '6 test cases, one seed' in lines[3]
+    lines = comparison_lines({'nnUNetTrainerDTC': 0.6, 'nnUNetTrainer': 0.7, 'nnUNetTrainerDTC_LabeledOnly': 0.5}, 6)
+    assert 'DTC does not beat nnU-Net (-0.1000 Dice); the unlabelled images add to it (+0.1000' in lines[3]
