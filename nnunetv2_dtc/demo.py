@@ -115,23 +115,22 @@ def prepare_out_folder(out: str, settings: dict, overwrite: bool) -> Optional[di
     return None
 
 
-def _train_predict_evaluate(first_step: int, base: type, raw: str, out: str, folders: dict, environment: dict,
-                            settings: dict) -> dict:
-    """Steps first_step .. first_step + 2 for one trainer: train the generated schedule variant of `base`, predict the
-    test cases, evaluate them. Returns the model folder and the mean foreground Dice."""
+def _train_predict_evaluate(first_step: int, num_steps: int, base: type, dataset_id: int, raw: str, out: str,
+                            folders: dict, environment: dict, settings: dict) -> dict:
+    """Steps first_step .. first_step + 2 (of num_steps) for one trainer: train the generated schedule variant of
+    `base`, predict the test cases, evaluate them. Returns the model folder and the mean foreground Dice."""
     trainer = write_schedule_trainer(join(out, 'trainers'), base, settings['epochs'], settings['iterations_per_epoch'],
                                      DEFAULT_VAL_ITERATIONS_PER_EPOCH, settings['seed'])
-    d, c, device, log = raw_dataset_id(raw), DEMO_CONFIGURATION, settings['device'], join(out, 'logs')
-    steps = NUM_COMPARE_STEPS if settings.get('compare') else NUM_STEPS
+    d, c, device, log = str(dataset_id), DEMO_CONFIGURATION, settings['device'], join(out, 'logs')
     print(f'[demo] training {trainer}: {base.__name__} on a {settings["epochs"]} x {settings["iterations_per_epoch"]}'
           f'-iteration schedule, generated in {join(out, "trainers")}', flush=True)
     _run(first_step, f'train {base.__name__}', ['nnUNetv2_train', d, c, 'all', '-tr', trainer, '-device', device],
-         environment, log, epoch_progress(settings['epochs']), steps)
+         environment, log, epoch_progress(settings['epochs']), num_steps)
     predictions = join(out, 'predictions' if base is nnUNetTrainerDTC else f'predictions_{base.__name__}')
     _run(first_step + 1, f'predict {base.__name__}', ['nnUNetv2_predict', '-i', join(raw, 'imagesTs'), '-o',
                                                       predictions, '-d', d, '-c', c, '-f', 'all', '-tr', trainer,
                                                       '-device', device, '-npp', '1', '-nps', '1'], environment, log,
-         num_steps=steps)
+         num_steps=num_steps)
     model_folder = join(folders['nnUNet_results'], os.path.basename(raw),
                         convert_trainer_plans_config_to_identifier(trainer, DEFAULT_PLANS_IDENTIFIER, c))
     summary = join(predictions, 'summary.json')
@@ -139,13 +138,8 @@ def _train_predict_evaluate(first_step: int, base: type, raw: str, out: str, fol
                                                        '-djfile', join(model_folder, 'dataset.json'), '-pfile',
                                                        join(model_folder, 'plans.json'), '-o', summary,
                                                        '-np', str(settings['num_processes'])], environment, log,
-         num_steps=steps)
+         num_steps=num_steps)
     return {'dice': load_json(summary)['foreground_mean']['Dice'], 'model_folder': model_folder}
-
-
-def raw_dataset_id(raw_folder: str) -> str:
-    """'990' for .../Dataset990_DTCDemo."""
-    return str(int(os.path.basename(raw_folder)[len('Dataset'):len('Dataset') + 3]))
 
 
 def comparison_lines(dice: Dict[str, float], num_test: int) -> List[str]:
@@ -198,11 +192,12 @@ def run_demo(out: str, device: str, epochs: int, iterations_per_epoch: int, num_
                                     '--verify_dataset_integrity'], environment, log, _planning_phase, steps)
     _run(2, 'preprocess unlabelled', ['nnUNetv2_dtc_preprocess_unlabeled', '-d', d, '-c', c,
                                       '-np', str(num_processes)], environment, log, num_steps=steps)
-    run_settings = {**settings, 'compare': compare, 'seed': seed, 'num_processes': num_processes}
-    result = _train_predict_evaluate(3, nnUNetTrainerDTC, raw, out, folders, environment, run_settings)
+    run_settings = {**settings, 'seed': seed, 'num_processes': num_processes}
+    result = _train_predict_evaluate(3, steps, nnUNetTrainerDTC, dataset_id, raw, out, folders, environment,
+                                     run_settings)
     if compare:
-        result['compared'] = {base.__name__: _train_predict_evaluate(NUM_STEPS + 1 + 3 * index, base, raw, out, folders,
-                                                                     environment, run_settings)
+        result['compared'] = {base.__name__: _train_predict_evaluate(NUM_STEPS + 1 + 3 * index, steps, base, dataset_id,
+                                                                     raw, out, folders, environment, run_settings)
                               for index, base in enumerate(COMPARED_TRAINERS)}
     write_json_atomic(join(out, DEMO_RECORD), {'settings': settings, **result})
     print(f'[demo] training log and progress plots: {join(result["model_folder"], "fold_all")}')
