@@ -44,6 +44,8 @@ DTC_VARIANTS = (
     ('MoreUnlabeled', '2 unlabelled patches per labelled one', LABELED_ONLY_TRAINER),
     ('LevelSetTeacher', 'consistency gradient into the segmentation only',
      'nnUNetTrainerDTC_LevelSetTeacher_LabeledOnly'),
+    ('MaskedSDF_LevelSetTeacher', 'level-set teacher, SDF loss without absent classes',
+     'nnUNetTrainerDTC_MaskedSDF_LevelSetTeacher_LabeledOnly'),
 )
 
 

@@ -22,6 +22,8 @@ from nnunetv2_dtc.trainers.nnUNetTrainerDTC_LevelSetTeacher import nnUNetTrainer
     nnUNetTrainerDTC_LevelSetTeacher_LabeledOnly
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC_MaskedSDF import nnUNetTrainerDTC_MaskedSDF, \
     nnUNetTrainerDTC_MaskedSDF_LabeledOnly
+from nnunetv2_dtc.trainers.nnUNetTrainerDTC_MaskedSDF_LevelSetTeacher import \
+    nnUNetTrainerDTC_MaskedSDF_LevelSetTeacher, nnUNetTrainerDTC_MaskedSDF_LevelSetTeacher_LabeledOnly
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC_MoreUnlabeled import MORE_UNLABELED_PATCHES_PER_LABELED, \
     nnUNetTrainerDTC_MoreUnlabeled
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC_ShortRamp import nnUNetTrainerDTC_ShortRamp, \
@@ -149,6 +151,39 @@ def test_level_set_teacher_trainers_build_the_teacher_task(nnunet_env):
         trainer.initialize()
         assert isinstance(trainer.loss.task, LevelSetTeacherTask) and trainer.use_unlabeled_data is unlabeled
     assert type(nnUNetTrainerDTC.build_auxiliary_task()).__name__ == 'LevelSetTask'
+
+
+def test_masked_sdf_level_set_teacher_leaves_an_absent_class_level_set_without_any_gradient():
+    """One labelled 1x4 patch with class 1 present and class 2 absent, one unlabelled patch. In the combined variant
+    the absent class's level set has no SDF loss (masked) and no consistency gradient (teacher): its gradient is 0.
+    The teacher alone pulls it towards its all-zero target, masked DTC through the consistency; the present class's
+    level set gets exactly its hand-computed SDF gradient, beta * 2 (tanh - sdf) (1 - tanh^2) / 4."""
+    torch.manual_seed(0)
+    seg_logits, raw_level_set = torch.randn(2, 3, 1, 4), 1e-3 * torch.randn(2, 2, 1, 4)  # k x near 1: not saturated
+    label = torch.tensor([[[[1, 1, 0, 0]]]]).float()
+    sdf = torch.from_numpy(compute_sdf(label[0, 0].numpy().astype(np.int16), [1, 2]))[None]
+    targets = DTCTargets([label], sdf, torch.tensor([True, False]))
+    gradients = {}
+    for name, task, mask in (('combined', LevelSetTeacherTask(K), True), ('teacher', LevelSetTeacherTask(K), False),
+                             ('masked', None, True)):
+        level_set = raw_level_set.clone().requires_grad_()
+        loss = DTCLoss(_dice_ce(), 3, False, None, 0.3, K, mask_absent_classes=mask, task=task)
+        loss.consistency_weight = 1.0
+        loss([torch.cat((seg_logits, level_set), 1)], targets).backward()
+        gradients[name] = level_set.grad
+    assert gradients['combined'][:, 1].abs().max() == 0 and gradients['combined'][1].abs().max() == 0
+    assert gradients['teacher'][0, 1].abs().max() > 0 and gradients['masked'][:, 1].abs().max() > 0
+    tanh = torch.tanh(raw_level_set[0, 0])
+    torch.testing.assert_close(gradients['combined'][0, 0], 0.3 * 2 * (tanh - sdf[0, 0]) * (1 - tanh ** 2) / 4)
+
+
+def test_masked_sdf_level_set_teacher_trainers_combine_both_options(nnunet_env):
+    for trainer_class, unlabeled in ((nnUNetTrainerDTC_MaskedSDF_LevelSetTeacher, True),
+                                     (nnUNetTrainerDTC_MaskedSDF_LevelSetTeacher_LabeledOnly, False)):
+        trainer = _trainer(nnunet_env, trainer_class)
+        trainer.initialize()
+        assert isinstance(trainer.loss.task, LevelSetTeacherTask) and trainer.loss.mask_absent_classes
+        assert trainer.use_unlabeled_data is unlabeled
 
 
 class _NoUnlabeledPatches(nnUNetTrainerDTC):
