@@ -383,8 +383,13 @@ def _direct_scores(trained, case_id: str):
     network.load_state_dict(checkpoint['network_weights'])
     network.eval()
     network.decoder.seg_layers[-1].emit_level_set = network.decoder.seg_layers[-1].emit_in_eval = True
-    with torch.no_grad():
-        logits = network(torch.from_numpy(data)[None])[0].float()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the ranking subprocess (OMP_NUM_THREADS=1): the same float32 reduction order
+    try:
+        with torch.no_grad():
+            logits = network(torch.from_numpy(data)[None])[0].float()
+    finally:
+        torch.set_num_threads(threads)
     gaussian = compute_gaussian(tuple(configuration.patch_size), sigma_scale=1. / 8, value_scaling_factor=10,
                                 device=torch.device('cpu'))
     logits = ((logits * gaussian).half() / gaussian).float()
