@@ -34,12 +34,14 @@ REFERENCE = 'reference'
 
 
 def compared_methods(runs: Sequence[BenchmarkRun]) -> Tuple[BenchmarkRun, BenchmarkRun]:
-    """(method, baseline) whose per-case difference orders the gallery: DTC and vanilla when both ran, else the
-    first two runs."""
+    """(method, baseline) whose per-case difference orders the gallery: nnUNetTrainerDTC, else the first method that
+    trains on the unlabelled images (a variant, not its ablation), else the last run; against vanilla nnU-Net, else
+    the first run."""
     by_method = {run.method: run for run in runs}
-    if DTC_TRAINER in by_method and VANILLA_TRAINER in by_method:
-        return by_method[DTC_TRAINER], by_method[VANILLA_TRAINER]
-    return runs[-1], runs[0]
+    baseline = by_method.get(VANILLA_TRAINER, runs[0])
+    candidates = [by_method[DTC_TRAINER]] if DTC_TRAINER in by_method else []
+    candidates += [run for run in runs if METHODS[run.method].trains_on_unlabeled_images] + [runs[-1]]
+    return next(run for run in candidates if run is not baseline), baseline
 
 
 def foreground_dice(result: dict) -> Dict[str, Optional[float]]:

@@ -9,8 +9,8 @@ from nnunetv2_dtc.benchmark.comparison import SEED_SUMMARY, summarize_postproces
 from nnunetv2_dtc.benchmark.data import BenchmarkDataError, BenchmarkDataset
 from nnunetv2_dtc.benchmark.derived_data import derived_plans, plan_training_datasets, upper_bound_labels
 from nnunetv2_dtc.benchmark.metrics import METRIC_NAMES, NO_POSTPROCESSING
-from nnunetv2_dtc.benchmark.overlays import LARGEST_GAIN, LARGEST_LOSS, MEDIAN, crop_window, foreground_classes, \
-    largest_reference_slice, select_cases
+from nnunetv2_dtc.benchmark.overlays import LARGEST_GAIN, LARGEST_LOSS, MEDIAN, compared_methods, crop_window, \
+    foreground_classes, largest_reference_slice, select_cases
 from nnunetv2_dtc.benchmark.report import contribution_table, gap_table
 from nnunetv2_dtc.benchmark.settings import BenchmarkSettings, BenchmarkSettingsError
 from nnunetv2_dtc.benchmark.training import RUN_RECORD_FILE, BenchmarkRun, BenchmarkRunConflict, \
@@ -177,6 +177,21 @@ def test_the_gallery_shows_the_largest_gain_the_median_and_the_largest_loss():
     assert foreground_classes({'labels': {'background': 0, 'LV': 1, 'heart': [1, 2], 'ignore': 3}}) == \
         [('LV', [1]), ('heart', [1, 2])]
 
+
+
+def test_the_gallery_orders_by_the_dtc_method_that_sees_the_unlabelled_images_not_its_ablation():
+    def runs(*methods):
+        return [BenchmarkRun(method, 0, f'{method}_t', f'/results/{method}', 1, 'Dataset001_X') for method in methods]
+
+    variant, ablation = 'nnUNetTrainerDTC_LevelSetTeacher', 'nnUNetTrainerDTC_LevelSetTeacher_LabeledOnly'
+    chosen = compared_methods(runs('nnUNetTrainer', variant, ablation))
+    assert [run.method for run in chosen] == [variant, 'nnUNetTrainer']
+    chosen = compared_methods(runs('nnUNetTrainer', 'nnUNetTrainerDTC_LabeledOnly', 'nnUNetTrainerDTC', variant))
+    assert [run.method for run in chosen] == ['nnUNetTrainerDTC', 'nnUNetTrainer']
+    chosen = compared_methods(runs('nnUNetTrainer', 'pseudo_label'))
+    assert [run.method for run in chosen] == ['pseudo_label', 'nnUNetTrainer']
+    chosen = compared_methods(runs('nnUNetTrainerDTC_LabeledOnly', ablation))
+    assert [run.method for run in chosen] == [ablation, 'nnUNetTrainerDTC_LabeledOnly']
 
 
 def test_what_the_unlabelled_images_add_is_dtc_against_its_ablation_per_seed_and_over_seeds():
