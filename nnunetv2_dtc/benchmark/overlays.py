@@ -28,6 +28,7 @@ MIN_CROP_MARGIN = 8  # voxels
 TITLE_WIDTH = 26  # characters per title line, so that the titles of neighbouring panels do not overlap
 LARGEST_GAIN, MEDIAN, LARGEST_LOSS = 'largest gain', 'median', 'largest loss'
 PANEL_INCHES = 3.0
+TITLE_LINE_INCHES = 0.13  # one line of a 7-point panel title, with its spacing
 CLASS_COLORS = plt.get_cmap('tab10').colors  # one per foreground class or region, in dataset.json's order
 CONTOUR_WIDTH = 1.5
 REFERENCE = 'reference'
@@ -103,8 +104,11 @@ def overlay_gallery(seed: int, runs: Sequence[BenchmarkRun], results: Dict[str, 
     columns = [REFERENCE, *[run.key for run in runs]]
     selected = select_cases(gains) if gains else []
     num_rows = max(1, len(selected))
+    # a panel's title: the case, the method name wrapped, its Dice
+    title_lines = 2 + max(len(textwrap.wrap(METHODS[run.method].name, TITLE_WIDTH)) for run in runs)
     figure, axes = plt.subplots(num_rows, len(columns), squeeze=False,
-                                figsize=(PANEL_INCHES * len(columns), (PANEL_INCHES + 0.4) * num_rows + 0.8))
+                                figsize=(PANEL_INCHES * len(columns),
+                                         (PANEL_INCHES + TITLE_LINE_INCHES * title_lines) * num_rows + 0.8))
     cases = []
     for row, (role, case) in zip(axes, selected):
         image = reader.read_images([join(dataset.test_images, f'{case}_0000{dataset.file_ending}')])[0][0]
