@@ -36,13 +36,13 @@ REFERENCE = 'reference'
 
 def compared_methods(runs: Sequence[BenchmarkRun]) -> Tuple[BenchmarkRun, BenchmarkRun]:
     """(method, baseline) whose per-case difference orders the gallery: nnUNetTrainerDTC, else the first method that
-    trains on the unlabelled images (a variant, not its ablation), else the last run; against vanilla nnU-Net, else
-    the first run."""
+    trains on the unlabelled images (a variant, not its ablation), else the last run (the baseline itself when it ran
+    alone); against vanilla nnU-Net, else the first run."""
     by_method = {run.method: run for run in runs}
     baseline = by_method.get(VANILLA_TRAINER, runs[0])
     candidates = [by_method[DTC_TRAINER]] if DTC_TRAINER in by_method else []
     candidates += [run for run in runs if METHODS[run.method].trains_on_unlabeled_images] + [runs[-1]]
-    return next(run for run in candidates if run is not baseline), baseline
+    return next((run for run in candidates if run is not baseline), runs[-1]), baseline
 
 
 def foreground_dice(result: dict) -> Dict[str, Optional[float]]:

@@ -192,6 +192,8 @@ def test_the_gallery_orders_by_the_dtc_method_that_sees_the_unlabelled_images_no
     assert [run.method for run in chosen] == ['pseudo_label', 'nnUNetTrainer']
     chosen = compared_methods(runs('nnUNetTrainerDTC_LabeledOnly', ablation))
     assert [run.method for run in chosen] == [ablation, 'nnUNetTrainerDTC_LabeledOnly']
+    chosen = compared_methods(runs('nnUNetTrainer'))  # --trainers nnUNetTrainer alone: a gallery of zero gains
+    assert [run.method for run in chosen] == ['nnUNetTrainer', 'nnUNetTrainer']
 
 
 def test_what_the_unlabelled_images_add_is_dtc_against_its_ablation_per_seed_and_over_seeds():
