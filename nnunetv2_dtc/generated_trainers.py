@@ -33,12 +33,14 @@ class {name}({base}):
         self.num_epochs = {epochs}
         self.num_iterations_per_epoch = {iterations}
         self.num_val_iterations_per_epoch = {val_iterations}
-{validation}'''
+{checkpointing}{validation}'''
 
 _SEED_IMPORTS = 'import random\n\nimport numpy as np\n'
 _SEEDING = '''        random.seed({seed})
         np.random.seed({seed})
         torch.manual_seed({seed})
+'''
+_CHECKPOINT_EVERY = '''        self.save_every = {save_every}
 '''
 _NO_FINAL_VALIDATION = '''
     def perform_actual_validation(self, save_probabilities: bool = False):
@@ -67,16 +69,20 @@ def check_schedule(base: type, epochs: int, iterations_per_epoch: int, val_itera
 
 def write_schedule_trainer(folder: str, base: type, epochs: int, iterations_per_epoch: int,
                            val_iterations_per_epoch: int, seed: Optional[int] = None,
-                           final_validation: bool = True) -> str:
+                           final_validation: bool = True, save_every: Optional[int] = None) -> str:
     """Writes the subclass of `base` named schedule_trainer_name(...) as `<name>.py` into `folder` (atomically) and
-    returns its class name."""
+    returns its class name. save_every: write checkpoint_latest.pth every that many epochs (nnU-Net's save_every;
+    None keeps nnU-Net's 50)."""
     check_schedule(base, epochs, iterations_per_epoch, val_iterations_per_epoch, seed)
+    if save_every is not None and save_every < 1:
+        raise ValueError(f'save_every must be >= 1 epoch, got {save_every}')
     name = schedule_trainer_name(base.__name__, epochs, iterations_per_epoch, seed)
     source = _TEMPLATE.format(
         base=base.__name__, module=base.__module__, name=name, epochs=epochs, iterations=iterations_per_epoch,
         val_iterations=val_iterations_per_epoch, seed_text='' if seed is None else f', seed {seed}',
         seed_imports='' if seed is None else _SEED_IMPORTS,
         seeding='' if seed is None else _SEEDING.format(seed=seed),
+        checkpointing='' if save_every is None else _CHECKPOINT_EVERY.format(save_every=save_every),
         validation='' if final_validation else _NO_FINAL_VALIDATION)
     write_text_atomic(os.path.join(folder, name + '.py'), source)
     return name

@@ -20,7 +20,8 @@ from nnunetv2_dtc.benchmark.metrics import METRIC_NAMES, NO_POSTPROCESSING
 from nnunetv2_dtc.benchmark.plans import add_cpu_configuration, reduced_features
 from nnunetv2_dtc.benchmark.report import MAIN_COLUMNS, METRIC_HEADERS, main_table, mean_std, p_value
 from nnunetv2_dtc.benchmark.settings import BenchmarkSettings
-from nnunetv2_dtc.benchmark.training import RUN_RECORD_FILE, BenchmarkRun, BenchmarkRunConflict, train
+from nnunetv2_dtc.benchmark.training import (CHECKPOINT_EVERY_EPOCHS, RUN_RECORD_FILE, BenchmarkRun,
+                                            BenchmarkRunConflict, train)
 from nnunetv2_dtc.generated_trainers import write_schedule_trainer
 from nnunetv2_dtc.unlabeled_handling.manifest import fingerprint, preprocessing_inputs
 
@@ -56,9 +57,11 @@ def test_reduced_features_keep_at_least_four_and_never_widen():
     assert reduced_features([8, 16, 2], 4) == [4, 4, 2]
 
 
-def test_seeded_trainer_seeds_every_generator_and_skips_the_final_validation(nnunet_env, tmp_path):
+def test_seeded_trainer_seeds_every_generator_checkpoints_every_epoch_and_skips_the_final_validation(nnunet_env,
+                                                                                                     tmp_path):
     import importlib.util
-    name = write_schedule_trainer(str(tmp_path), nnUNetTrainer, 3, 5, 2, seed=7, final_validation=False)
+    name = write_schedule_trainer(str(tmp_path), nnUNetTrainer, 3, 5, 2, seed=7, final_validation=False,
+                                  save_every=CHECKPOINT_EVERY_EPOCHS)
     assert name == 'nnUNetTrainer_3ep_5it_s7'
     spec = importlib.util.spec_from_file_location(name, tmp_path / f'{name}.py')
     module = importlib.util.module_from_spec(spec)
@@ -68,6 +71,7 @@ def test_seeded_trainer_seeds_every_generator_and_skips_the_final_validation(nnu
                                     {'channel_names': {'0': 'MRI'}, 'labels': {'background': 0, 'a': 1},
                                      'numTraining': 2, 'file_ending': '.nii.gz'}, torch.device('cpu'))
     assert (trainer.num_epochs, trainer.num_iterations_per_epoch, trainer.num_val_iterations_per_epoch) == (3, 5, 2)
+    assert trainer.save_every == 1  # nnU-Net's 50 would leave a stopped benchmark nothing recent to resume from
     assert torch.initial_seed() == 7 and np.random.get_state()[1][0] == 7
     random_state, torch_state = random.getstate(), torch.get_rng_state()
     random.seed(7), torch.manual_seed(7)
