@@ -56,11 +56,12 @@ def schedule_trainer_name(base: str, epochs: int, iterations_per_epoch: int, see
 
 
 def check_schedule(base: type, epochs: int, iterations_per_epoch: int, val_iterations_per_epoch: int,
-                   seed: Optional[int] = None) -> None:
+                   seed: Optional[int] = None, save_every: Optional[int] = None) -> None:
     if not isinstance(base, type) or base.__module__ == '__main__':
         raise ValueError(f'{base!r} is not a trainer class importable by module name')
     for option, value in (('epochs', epochs), ('iterations per epoch', iterations_per_epoch),
-                          ('validation iterations per epoch', val_iterations_per_epoch)):
+                          ('validation iterations per epoch', val_iterations_per_epoch),
+                          ('save_every (epochs)', 1 if save_every is None else save_every)):
         if value < 1:
             raise ValueError(f'{option} must be >= 1, got {value}')
     if seed is not None and seed < 0:
@@ -73,9 +74,7 @@ def write_schedule_trainer(folder: str, base: type, epochs: int, iterations_per_
     """Writes the subclass of `base` named schedule_trainer_name(...) as `<name>.py` into `folder` (atomically) and
     returns its class name. save_every: write checkpoint_latest.pth every that many epochs (nnU-Net's save_every;
     None keeps nnU-Net's 50)."""
-    check_schedule(base, epochs, iterations_per_epoch, val_iterations_per_epoch, seed)
-    if save_every is not None and save_every < 1:
-        raise ValueError(f'save_every must be >= 1 epoch, got {save_every}')
+    check_schedule(base, epochs, iterations_per_epoch, val_iterations_per_epoch, seed, save_every)
     name = schedule_trainer_name(base.__name__, epochs, iterations_per_epoch, seed)
     source = _TEMPLATE.format(
         base=base.__name__, module=base.__module__, name=name, epochs=epochs, iterations=iterations_per_epoch,
