@@ -1,5 +1,6 @@
 """Per-epoch logging of DTC's loss terms, consistency weight and gradient norms, and their plot beside nnU-Net's
 progress.png."""
+import textwrap
 from os.path import join
 from typing import Dict, List
 
@@ -27,6 +28,9 @@ GRADIENT_NORM_LABELS = {
     'consistency': 'lambda x consistency, all patches',
     'consistency_unlabeled': 'lambda x consistency, unlabelled patches',
 }
+# characters of the 13-pt title that fit the 12-inch figure; longer titles (trainer, dataset, configuration and
+# fold of a benchmark run: about 115) wrap at a word instead of running off both edges
+TITLE_LINE_CHARS = 90
 
 
 def register_dtc_log_keys(meta_logger) -> None:
@@ -83,7 +87,7 @@ def _plot(meta_logger, output_folder: str, title: str, auxiliary_loss_name: str)
         ax.grid(alpha=0.3)
         if ax.has_data():
             ax.legend(loc='best', fontsize=10)
-    fig.suptitle(title, fontsize=13)
+    fig.suptitle(textwrap.fill(title, TITLE_LINE_CHARS), fontsize=13)
     fig.tight_layout()
     try:
         return save_figure_atomic(fig, join(output_folder, PROGRESS_PLOT_NAME))
