@@ -46,6 +46,8 @@ DTC_VARIANTS = (
      'nnUNetTrainerDTC_LevelSetTeacher_LabeledOnly'),
     ('MaskedSDF_LevelSetTeacher', 'level-set teacher, SDF loss without absent classes',
      'nnUNetTrainerDTC_MaskedSDF_LevelSetTeacher_LabeledOnly'),
+    ('MaskedSDF_LevelSetTeacher_Lambda30', 'level-set teacher, SDF loss without absent classes, lambda_max 30',
+     'nnUNetTrainerDTC_MaskedSDF_LevelSetTeacher_Lambda30_LabeledOnly'),
 )
 
 

@@ -24,6 +24,8 @@ from nnunetv2_dtc.trainers.nnUNetTrainerDTC_MaskedSDF import nnUNetTrainerDTC_Ma
     nnUNetTrainerDTC_MaskedSDF_LabeledOnly
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC_MaskedSDF_LevelSetTeacher import \
     nnUNetTrainerDTC_MaskedSDF_LevelSetTeacher, nnUNetTrainerDTC_MaskedSDF_LevelSetTeacher_LabeledOnly
+from nnunetv2_dtc.trainers.nnUNetTrainerDTC_MaskedSDF_LevelSetTeacher_Lambda30 import \
+    nnUNetTrainerDTC_MaskedSDF_LevelSetTeacher_Lambda30, nnUNetTrainerDTC_MaskedSDF_LevelSetTeacher_Lambda30_LabeledOnly
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC_MoreUnlabeled import MORE_UNLABELED_PATCHES_PER_LABELED, \
     nnUNetTrainerDTC_MoreUnlabeled
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC_ShortRamp import nnUNetTrainerDTC_ShortRamp, \
@@ -184,6 +186,24 @@ def test_masked_sdf_level_set_teacher_trainers_combine_both_options(nnunet_env):
         trainer.initialize()
         assert isinstance(trainer.loss.task, LevelSetTeacherTask) and trainer.loss.mask_absent_classes
         assert trainer.use_unlabeled_data is unlabeled
+
+
+def test_lambda30_teacher_ramps_the_consistency_up_to_30_and_changes_nothing_else(nnunet_env):
+    """lambda(t) = 30 exp(-5 (1 - t/T)^2) by hand, 30 times the masked-SDF teacher's at every step; same task,
+    masking and (for the ablation) no unlabelled data."""
+    reference = _trainer(nnunet_env, nnUNetTrainerDTC_MaskedSDF_LevelSetTeacher)
+    total = reference.num_epochs * reference.num_iterations_per_epoch
+    for trainer_class, unlabeled in ((nnUNetTrainerDTC_MaskedSDF_LevelSetTeacher_Lambda30, True),
+                                     (nnUNetTrainerDTC_MaskedSDF_LevelSetTeacher_Lambda30_LabeledOnly, False)):
+        trainer = _trainer(nnunet_env, trainer_class)
+        trainer.initialize()
+        assert isinstance(trainer.loss.task, LevelSetTeacherTask) and trainer.loss.mask_absent_classes
+        assert trainer.use_unlabeled_data is unlabeled
+        assert trainer.consistency_weight_at(total) == pytest.approx(30.0)
+        assert trainer.consistency_weight_at(total // 2) == pytest.approx(30.0 * math.exp(-5 * 0.25))
+        for iteration in (0, total // 3, total - 1):
+            assert trainer.consistency_weight_at(iteration) == \
+                pytest.approx(30.0 * reference.consistency_weight_at(iteration))
 
 
 class _NoUnlabeledPatches(nnUNetTrainerDTC):
