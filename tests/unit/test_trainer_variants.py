@@ -179,13 +179,18 @@ def test_masked_sdf_level_set_teacher_leaves_an_absent_class_level_set_without_a
     torch.testing.assert_close(gradients['combined'][0, 0], 0.3 * 2 * (tanh - sdf[0, 0]) * (1 - tanh ** 2) / 4)
 
 
+def _initialized_masked_level_set_teacher(nnunet_env, trainer_class, unlabeled: bool):
+    trainer = _trainer(nnunet_env, trainer_class)
+    trainer.initialize()
+    assert isinstance(trainer.loss.task, LevelSetTeacherTask) and trainer.loss.mask_absent_classes
+    assert trainer.use_unlabeled_data is unlabeled
+    return trainer
+
+
 def test_masked_sdf_level_set_teacher_trainers_combine_both_options(nnunet_env):
     for trainer_class, unlabeled in ((nnUNetTrainerDTC_MaskedSDF_LevelSetTeacher, True),
                                      (nnUNetTrainerDTC_MaskedSDF_LevelSetTeacher_LabeledOnly, False)):
-        trainer = _trainer(nnunet_env, trainer_class)
-        trainer.initialize()
-        assert isinstance(trainer.loss.task, LevelSetTeacherTask) and trainer.loss.mask_absent_classes
-        assert trainer.use_unlabeled_data is unlabeled
+        _initialized_masked_level_set_teacher(nnunet_env, trainer_class, unlabeled)
 
 
 def test_lambda30_teacher_ramps_the_consistency_up_to_30_and_changes_nothing_else(nnunet_env):
@@ -195,10 +200,7 @@ def test_lambda30_teacher_ramps_the_consistency_up_to_30_and_changes_nothing_els
     total = reference.num_epochs * reference.num_iterations_per_epoch
     for trainer_class, unlabeled in ((nnUNetTrainerDTC_MaskedSDF_LevelSetTeacher_Lambda30, True),
                                      (nnUNetTrainerDTC_MaskedSDF_LevelSetTeacher_Lambda30_LabeledOnly, False)):
-        trainer = _trainer(nnunet_env, trainer_class)
-        trainer.initialize()
-        assert isinstance(trainer.loss.task, LevelSetTeacherTask) and trainer.loss.mask_absent_classes
-        assert trainer.use_unlabeled_data is unlabeled
+        trainer = _initialized_masked_level_set_teacher(nnunet_env, trainer_class, unlabeled)
         assert trainer.consistency_weight_at(total) == pytest.approx(30.0)
         assert trainer.consistency_weight_at(total // 2) == pytest.approx(30.0 * math.exp(-5 * 0.25))
         for iteration in (0, total // 3, total - 1):
