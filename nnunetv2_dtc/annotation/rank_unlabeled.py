@@ -58,7 +58,7 @@ class _WithAuxiliaryChannels:
         return getattr(self._label_manager, name)
 
 
-def _dtc_predictor(model_folder: str, fold: str, checkpoint: str, device: str, tta: bool):
+def dtc_predictor(model_folder: str, fold: str, checkpoint: str, device: str, tta: bool):
     """nnU-Net's predictor for the model, its auxiliary task and head, or a RankingError for a non-DTC model."""
     if not isdir(model_folder):
         raise RankingError(f'Model folder {model_folder} not found: train it first (nnUNetv2_train ... -tr TRAINER), '
@@ -110,7 +110,7 @@ def rank_unlabeled(dataset: str, configuration: str, fold: str, output_folder: s
                               next(iter(planned.labeled_cases.values()))['images'][0],
                               planned.plans_manager.image_reader_writer_class)
     model_folder = get_output_folder(planned.name, trainer, plans_identifier, configuration)
-    predictor, task, head = _dtc_predictor(model_folder, fold, checkpoint, device, tta)
+    predictor, task, head = dtc_predictor(model_folder, fold, checkpoint, device, tta)
     class_names = [name for name, _ in foreground_classes(predictor.dataset_json)]
     num_segmentation = head.num_segmentation_channels
     has_regions = predictor.label_manager.has_regions

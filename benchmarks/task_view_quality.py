@@ -1,0 +1,105 @@
+"""How well does each of a DTC model's two views segment, on images whose labels you have (issue #14's diagnosis)?
+
+The consistency term pulls the segmentation towards the auxiliary task's view (sigmoid(-k * level set) for DTC) and
+back; on unlabelled images nothing else corrects either. If the task's view segments worse than the segmentation
+itself, a stronger consistency can only pull the segmentation towards a worse answer. Per case and foreground class
+this prints the Dice of each view against the reference, each view's volume against the reference's, and the share
+of the reference's inner-boundary voxels (those with a neighbour outside the class, 6-connectivity in 3D) each view
+calls foreground: DTC's SDF target is 0 there, so a perfect level set's view is 0.5 on them.
+
+    python benchmarks/task_view_quality.py -m MODEL_FOLDER -i IMAGES -l LABELS [-f all] [-n 20]
+
+Images are preprocessed with the model's plans and predicted with nnU-Net's predictor (as nnUNetv2_dtc_rank_unlabeled
+does); the labels are preprocessed with them, so everything is compared on the preprocessed grid. Use images the model
+did not train on with labels, e.g. the unlabelled images of a dataset made by nnUNetv2_dtc_make_ssl_dataset with the
+source's labels, or the test cases.
+"""
+import argparse
+import os
+from typing import Dict, List
+
+import numpy as np
+import torch
+from batchgenerators.utilities.file_and_folder_operations import subfiles
+from nnunetv2.utilities.utils import create_paths_fn, get_identifiers_from_splitted_dataset_folder
+from scipy import ndimage
+from tqdm import tqdm
+
+from nnunetv2_dtc.annotation.disagreement import FOREGROUND_THRESHOLD, disagreement_views
+from nnunetv2_dtc.annotation.rank_unlabeled import DEFAULT_CHECKPOINT, dtc_predictor
+from nnunetv2_dtc.benchmark.overlays import foreground_classes
+
+METRICS = ('dice', 'volume_ratio', 'inner_boundary_called')
+
+
+def inner_boundary(mask: np.ndarray) -> np.ndarray:
+    """Voxels of `mask` with a face neighbour outside it (the image border counts as inside, as in DTC's SDF)."""
+    structure = ndimage.generate_binary_structure(mask.ndim, 1)
+    return mask & ~ndimage.binary_erosion(mask, structure, border_value=1)
+
+
+def view_metrics(view: np.ndarray, reference: np.ndarray) -> Dict[str, float]:
+    """Dice, volume / reference volume and the share of the reference's inner boundary that `view` calls
+    foreground; NaN where the reference is empty."""
+    if not reference.any():
+        return dict.fromkeys(METRICS, float('nan'))
+    boundary = inner_boundary(reference)
+    return {'dice': 2 * float((view & reference).sum()) / float(view.sum() + reference.sum()),
+            'volume_ratio': float(view.sum()) / float(reference.sum()),
+            'inner_boundary_called': float(view[boundary].mean())}
+
+
+def case_metrics(predictor, task, num_segmentation: int, image_files: List[str], label_file: str) \
+        -> Dict[str, Dict[str, List[float]]]:
+    """{view: {metric: one value per foreground class}} of one case."""
+    preprocessor = predictor.configuration_manager.preprocessor_class(verbose=False)
+    data, reference, _ = preprocessor.run_case(image_files, label_file, predictor.plans_manager,
+                                               predictor.configuration_manager, predictor.dataset_json)
+    logits = predictor.predict_logits_from_preprocessed_data(torch.from_numpy(data)).float()
+    task_view, _ = disagreement_views(task, logits[num_segmentation:], logits[:num_segmentation],
+                                      predictor.label_manager.has_regions)
+    segmentation = predictor.label_manager.convert_logits_to_segmentation(logits[:num_segmentation]).numpy()
+    result = {'task view': {m: [] for m in METRICS}, 'segmentation': {m: [] for m in METRICS}}
+    for channel, (_, labels) in enumerate(foreground_classes(predictor.dataset_json)):
+        reference_mask = np.isin(reference[0], labels)
+        for view_name, view in (('task view', task_view[channel].numpy() > FOREGROUND_THRESHOLD),
+                                ('segmentation', np.isin(segmentation, labels))):
+            for metric, value in view_metrics(view, reference_mask).items():
+                result[view_name][metric].append(value)
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    parser.add_argument('-m', required=True, help='Model folder (the one holding fold_all or fold_X).')
+    parser.add_argument('-i', required=True, help='Images, nnU-Net naming (CASE_0000.nii.gz).')
+    parser.add_argument('-l', required=True, help='Their labels (CASE.nii.gz).')
+    parser.add_argument('-f', default='all', help='Fold. Default: all.')
+    parser.add_argument('-chk', default=DEFAULT_CHECKPOINT, help=f'Default: {DEFAULT_CHECKPOINT}.')
+    parser.add_argument('-n', type=int, default=None, help='At most this many cases (sorted by name). Default: all.')
+    parser.add_argument('--device', default='cpu', choices=('cpu', 'cuda'))
+    args = parser.parse_args()
+
+    predictor, task, head = dtc_predictor(args.m, args.f, args.chk, args.device, tta=False)
+    file_ending = predictor.dataset_json['file_ending']
+    image_files = subfiles(args.i, suffix=file_ending, join=False)
+    cases = sorted(get_identifiers_from_splitted_dataset_folder(args.i, file_ending))[:args.n]
+    totals = {'task view': {m: [] for m in METRICS}, 'segmentation': {m: [] for m in METRICS}}
+    for case in tqdm(cases, desc='Scoring both views'):
+        label_file = os.path.join(args.l, case + file_ending)
+        if not os.path.isfile(label_file):
+            raise SystemExit(f'{label_file} not found: -l must hold a label for every image in {args.i}')
+        metrics = case_metrics(predictor, task, head.num_segmentation_channels,
+                               create_paths_fn(args.i, image_files, file_ending, case), label_file)
+        for view, values in metrics.items():
+            for metric, per_class in values.items():
+                totals[view][metric].extend(per_class)
+    print(f'{args.m}: {len(cases)} case(s), {type(task).__name__}; mean over cases and foreground classes '
+          f'(10th-90th percentile)')
+    for view, values in totals.items():
+        print(f'  {view:>12}: ' + ', '.join(f'{metric} {np.nanmean(v):.3f} ({np.nanpercentile(v, 10):.3f}-'
+                                              f'{np.nanpercentile(v, 90):.3f})' for metric, v in values.items()))
+
+
+if __name__ == '__main__':
+    main()
