@@ -28,7 +28,13 @@ MIN_CROP_MARGIN = 8  # voxels
 TITLE_WIDTH = 26  # characters per title line, so that the titles of neighbouring panels do not overlap
 LARGEST_GAIN, MEDIAN, LARGEST_LOSS = 'largest gain', 'median', 'largest loss'
 PANEL_INCHES = 3.0
-TITLE_LINE_INCHES = 0.13  # one line of a 7-point panel title, with its spacing
+TITLE_LINE_INCHES = 0.16  # one line of a 7-point panel title, with its spacing and a margin
+# the figure's 10-point title: about 9 characters per inch (progress.py fits 90 13-point ones in 12 inches), one line
+# 0.2 inches; it is centred, so it keeps clear of the class legend in the upper right corner on both sides
+SUPTITLE_CHARS_PER_INCH = 9
+SUPTITLE_LINE_INCHES = 0.2
+SUPTITLE_MARGIN_INCHES = 0.4
+LEGEND_INCHES = 1.1
 CLASS_COLORS = plt.get_cmap('tab10').colors  # one per foreground class or region, in dataset.json's order
 CONTOUR_WIDTH = 1.5
 REFERENCE = 'reference'
@@ -89,6 +95,13 @@ def largest_reference_slice(reference: np.ndarray) -> int:
     return int(np.argmax(areas)) if areas.max() > 0 else reference.shape[0] // 2
 
 
+def gallery_title(seed: int, method_name: str, baseline_name: str, figure_inches: float) -> str:
+    """The gallery's title, wrapped at a space (never inside "nnU-Net") so that every line fits between the legend's
+    width on either side."""
+    return textwrap.fill(f'Seed {seed}: test cases by per-case foreground Dice of {method_name} minus {baseline_name}',
+                         int(SUPTITLE_CHARS_PER_INCH * (figure_inches - 2 * LEGEND_INCHES)), break_on_hyphens=False)
+
+
 def overlay_gallery(seed: int, runs: Sequence[BenchmarkRun], results: Dict[str, dict], prediction_folders:
                     Dict[str, str], dataset: BenchmarkDataset, out: str) -> dict:
     """Draws the gallery of one seed (results and prediction_folders by run key) into out; returns its record
@@ -106,9 +119,13 @@ def overlay_gallery(seed: int, runs: Sequence[BenchmarkRun], results: Dict[str, 
     num_rows = max(1, len(selected))
     # a panel's title: the case, the method name wrapped, its Dice
     title_lines = 2 + max(len(textwrap.wrap(METHODS[run.method].name, TITLE_WIDTH)) for run in runs)
-    figure, axes = plt.subplots(num_rows, len(columns), squeeze=False,
-                                figsize=(PANEL_INCHES * len(columns),
-                                         (PANEL_INCHES + TITLE_LINE_INCHES * title_lines) * num_rows + 0.8))
+    width = PANEL_INCHES * len(columns)
+    suptitle = gallery_title(seed, METHODS[method.method].name, METHODS[baseline.method].name, width)
+    suptitle_inches = SUPTITLE_LINE_INCHES * (suptitle.count('\n') + 1) + SUPTITLE_MARGIN_INCHES
+    height = (PANEL_INCHES + TITLE_LINE_INCHES * title_lines) * num_rows + suptitle_inches
+    # constrained layout makes room for every panel title and keeps the legend outside the panels; tight_layout
+    # let a title reach into the image above it where the image's aspect fills the cell
+    figure, axes = plt.subplots(num_rows, len(columns), squeeze=False, figsize=(width, height), layout='constrained')
     cases = []
     for row, (role, case) in zip(axes, selected):
         image = reader.read_images([join(dataset.test_images, f'{case}_0000{dataset.file_ending}')])[0][0]
@@ -133,10 +150,8 @@ def overlay_gallery(seed: int, runs: Sequence[BenchmarkRun], results: Dict[str, 
                       'dice': {run.key: dice[run.key][case] for run in runs}})
     handles = [Line2D([0], [0], color=CLASS_COLORS[i % len(CLASS_COLORS)], linewidth=2, label=name)
                for i, (name, _) in enumerate(classes)]
-    figure.legend(handles=handles, loc='upper right', fontsize=8, title='class')
-    figure.suptitle(f'Seed {seed}: test cases by per-case foreground Dice of {METHODS[method.method].name} minus '
-                    f'{METHODS[baseline.method].name}', fontsize=10)
-    figure.tight_layout(rect=(0, 0, 0.92, 0.95))
+    figure.legend(handles=handles, loc='outside right upper', fontsize=8, title='class')
+    figure.suptitle(suptitle, fontsize=10)
     name = GALLERY_PNG.format(seed=seed)
     try:
         save_figure_atomic(figure, join(out, name))

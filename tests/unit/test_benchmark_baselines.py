@@ -9,10 +9,11 @@ from nnunetv2_dtc.benchmark.comparison import SEED_SUMMARY, summarize_postproces
 from nnunetv2_dtc.benchmark.data import BenchmarkDataError, BenchmarkDataset
 from nnunetv2_dtc.benchmark.derived_data import derived_plans, plan_training_datasets, upper_bound_labels
 from nnunetv2_dtc.benchmark.metrics import METRIC_NAMES, NO_POSTPROCESSING
-from nnunetv2_dtc.benchmark.overlays import LARGEST_GAIN, LARGEST_LOSS, MEDIAN, compared_methods, crop_window, \
-    foreground_classes, largest_reference_slice, select_cases
+from nnunetv2_dtc.benchmark.overlays import LARGEST_GAIN, LARGEST_LOSS, LEGEND_INCHES, MEDIAN, PANEL_INCHES, \
+    SUPTITLE_CHARS_PER_INCH, compared_methods, crop_window, foreground_classes, gallery_title, largest_reference_slice, \
+    select_cases
 from nnunetv2_dtc.benchmark.report import contribution_table, gap_table
-from nnunetv2_dtc.benchmark.settings import BenchmarkSettings, BenchmarkSettingsError
+from nnunetv2_dtc.benchmark.settings import METHODS, BenchmarkSettings, BenchmarkSettingsError
 from nnunetv2_dtc.benchmark.training import RUN_RECORD_FILE, BenchmarkRun, BenchmarkRunConflict, \
     refuse_retraining_on_other_labels
 from nnunetv2_dtc.dataset_conversion.make_ssl_dataset import SPLIT_RECORD_FILE_NAME
@@ -177,6 +178,18 @@ def test_the_gallery_shows_the_largest_gain_the_median_and_the_largest_loss():
     assert foreground_classes({'labels': {'background': 0, 'LV': 1, 'heart': [1, 2], 'ignore': 3}}) == \
         [('LV', [1]), ('heart', [1, 2])]
 
+
+
+def test_the_gallery_title_wraps_a_long_method_name_within_the_legend_margins():
+    long_name = METHODS['nnUNetTrainerDTC_MaskedSDF_LevelSetTeacher_Lambda30'].name
+    title = gallery_title(0, long_name, METHODS['nnUNetTrainer'].name, 4 * PANEL_INCHES)
+    fitting = int(SUPTITLE_CHARS_PER_INCH * (4 * PANEL_INCHES - 2 * LEGEND_INCHES))
+    assert len(title.splitlines()) == 2 and all(len(line) <= fitting for line in title.splitlines())
+    assert ' '.join(title.split()) == f'Seed 0: test cases by per-case foreground Dice of {long_name} minus ' \
+                                     f'nnU-Net (labelled only)'
+    assert gallery_title(1, 'DTC (labelled + unlabelled)', 'nnU-Net (labelled only)', 4 * PANEL_INCHES).splitlines() \
+        == ['Seed 1: test cases by per-case foreground Dice of DTC (labelled + unlabelled) minus',
+            'nnU-Net (labelled only)']
 
 
 def test_the_gallery_orders_by_the_dtc_method_that_sees_the_unlabelled_images_not_its_ablation():
