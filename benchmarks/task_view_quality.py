@@ -2,8 +2,8 @@
 
 The consistency term pulls the segmentation towards the auxiliary task's view (sigmoid(-k * level set) for DTC) and
 back; on unlabelled images nothing else corrects either. If the task's view segments worse than the segmentation
-itself, a stronger consistency can only pull the segmentation towards a worse answer. Per case and foreground class
-this prints the Dice of each view against the reference, each view's volume against the reference's, and the share
+itself, a stronger consistency can only pull the segmentation towards a worse answer. Over all foreground classes
+and per class, this prints the Dice of each view against the reference, each view's volume against the reference's, and the share
 of the reference's inner-boundary voxels (those with a neighbour outside the class, 6-connectivity in 3D) each view
 calls foreground: DTC's SDF target is 0 there, so a perfect level set's view is 0.5 on them.
 
@@ -84,7 +84,7 @@ def main() -> None:
     file_ending = predictor.dataset_json['file_ending']
     image_files = subfiles(args.i, suffix=file_ending, join=False)
     cases = sorted(get_identifiers_from_splitted_dataset_folder(args.i, file_ending))[:args.n]
-    totals = {'task view': {m: [] for m in METRICS}, 'segmentation': {m: [] for m in METRICS}}
+    totals = {'task view': {m: [] for m in METRICS}, 'segmentation': {m: [] for m in METRICS}}  # case-major, class
     for case in tqdm(cases, desc='Scoring both views'):
         label_file = os.path.join(args.l, case + file_ending)
         if not os.path.isfile(label_file):
@@ -94,11 +94,14 @@ def main() -> None:
         for view, values in metrics.items():
             for metric, per_class in values.items():
                 totals[view][metric].extend(per_class)
-    print(f'{args.m}: {len(cases)} case(s), {type(task).__name__}; mean over cases and foreground classes '
-          f'(10th-90th percentile)')
-    for view, values in totals.items():
-        print(f'  {view:>12}: ' + ', '.join(f'{metric} {np.nanmean(v):.3f} ({np.nanpercentile(v, 10):.3f}-'
-                                              f'{np.nanpercentile(v, 90):.3f})' for metric, v in values.items()))
+    class_names = [name for name, _ in foreground_classes(predictor.dataset_json)]
+    print(f'{args.m}: {len(cases)} case(s), {type(task).__name__}; mean over cases (10th-90th percentile)')
+    for scope, index in [('all classes', slice(None))] + [(name, slice(i, None, len(class_names)))
+                                                          for i, name in enumerate(class_names)]:
+        for view, values in totals.items():
+            print(f'  {scope:>12} {view:>12}: ' + ', '.join(
+                f'{metric} {np.nanmean(v[index]):.3f} ({np.nanpercentile(v[index], 10):.3f}-'
+                f'{np.nanpercentile(v[index], 90):.3f})' for metric, v in values.items()))
 
 
 if __name__ == '__main__':
