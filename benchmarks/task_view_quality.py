@@ -85,12 +85,15 @@ def main() -> None:
     image_files = subfiles(args.i, suffix=file_ending, join=False)
     cases = sorted(get_identifiers_from_splitted_dataset_folder(args.i, file_ending))[:args.n]
     totals = {'task view': {m: [] for m in METRICS}, 'segmentation': {m: [] for m in METRICS}}  # case-major, class
+    missing = [case for case in cases if not os.path.isfile(os.path.join(args.l, case + file_ending))]
+    if not cases or missing:
+        raise SystemExit(f'No images in {args.i}' if not cases else
+                         f'{len(missing)} label(s) missing in {args.l}, e.g. {missing[0]}{file_ending}: -l must hold '
+                         f'the label of every image in {args.i}')
     for case in tqdm(cases, desc='Scoring both views'):
-        label_file = os.path.join(args.l, case + file_ending)
-        if not os.path.isfile(label_file):
-            raise SystemExit(f'{label_file} not found: -l must hold a label for every image in {args.i}')
         metrics = case_metrics(predictor, task, head.num_segmentation_channels,
-                               create_paths_fn(args.i, image_files, file_ending, case), label_file)
+                               create_paths_fn(args.i, image_files, file_ending, case),
+                               os.path.join(args.l, case + file_ending))
         for view, values in metrics.items():
             for metric, per_class in values.items():
                 totals[view][metric].extend(per_class)
