@@ -1,6 +1,7 @@
 """The benchmark's figures: per-case paired Dice, HD95 box plots, and every run's training curves from its
 checkpoint logging. Each PNG is written atomically."""
 import math
+import textwrap
 from typing import Dict, Sequence
 
 import matplotlib
@@ -24,16 +25,25 @@ FIGURE_DESCRIPTIONS = {
     CURVES_PNG: 'every logged loss term per epoch for each run (train/val loss, DTC terms, consistency weight)',
 }
 PANEL_SIZE = (6.0, 4.5)  # inches per panel
+# the x axis of the per-method panels: each method's name wrapped at a space, and the panel widened so that
+# neighbouring names do not overlap (8 methods with issue #14's long variant names ran into each other)
+METHOD_LABEL_CHARS = 16
+METHOD_INCHES = 1.1
 CURVES_PER_ROW = 3
 WEIGHT_KEY = DTC_LOG_KEYS['consistency_weight']
 
 
 def _method_labels(methods: Sequence[str]) -> list:
-    return [METHODS[m].name.replace(' (', '\n(').replace(', ', ',\n') for m in methods]
+    return [textwrap.fill(METHODS[m].name, METHOD_LABEL_CHARS, break_on_hyphens=False) for m in methods]
+
+
+def _per_method_figure(runs: Sequence[BenchmarkRun], num_panels: int):
+    width = max(PANEL_SIZE[0], METHOD_INCHES * len({run.method for run in runs}))
+    return plt.subplots(1, num_panels, figsize=(width * num_panels, PANEL_SIZE[1]), squeeze=False)
 
 
 def paired_dice_figure(runs: Sequence[BenchmarkRun], results: Dict[str, Dict[str, dict]], path: str) -> str:
-    fig, axes = plt.subplots(1, len(results), figsize=(PANEL_SIZE[0] * len(results), PANEL_SIZE[1]), squeeze=False)
+    fig, axes = _per_method_figure(runs, len(results))
     for ax, (postprocessing, by_trainer) in zip(axes[0], results.items()):
         values = method_case_values(runs, by_trainer, DICE)
         methods = list(values)
@@ -50,7 +60,7 @@ def paired_dice_figure(runs: Sequence[BenchmarkRun], results: Dict[str, Dict[str
 
 
 def hd95_figure(runs: Sequence[BenchmarkRun], results: Dict[str, Dict[str, dict]], path: str) -> str:
-    fig, axes = plt.subplots(1, len(results), figsize=(PANEL_SIZE[0] * len(results), PANEL_SIZE[1]), squeeze=False)
+    fig, axes = _per_method_figure(runs, len(results))
     for ax, (postprocessing, by_trainer) in zip(axes[0], results.items()):
         values = method_case_values(runs, by_trainer, HD95_MM)
         methods = list(values)

@@ -12,6 +12,8 @@ from nnunetv2_dtc.benchmark.metrics import METRIC_NAMES, NO_POSTPROCESSING
 from nnunetv2_dtc.benchmark.overlays import LARGEST_GAIN, LARGEST_LOSS, LEGEND_INCHES, MEDIAN, PANEL_INCHES, \
     SUPTITLE_CHARS_PER_INCH, compared_methods, crop_window, foreground_classes, gallery_title, largest_reference_slice, \
     select_cases
+from nnunetv2_dtc.benchmark.plots import METHOD_INCHES, METHOD_LABEL_CHARS, PANEL_SIZE, _method_labels, \
+    _per_method_figure, plt
 from nnunetv2_dtc.benchmark.report import contribution_table, gap_table
 from nnunetv2_dtc.benchmark.settings import METHODS, BenchmarkSettings, BenchmarkSettingsError
 from nnunetv2_dtc.benchmark.training import RUN_RECORD_FILE, BenchmarkRun, BenchmarkRunConflict, \
@@ -190,6 +192,21 @@ def test_the_gallery_title_wraps_a_long_method_name_within_the_legend_margins():
     assert gallery_title(1, 'DTC (labelled + unlabelled)', 'nnU-Net (labelled only)', 4 * PANEL_INCHES).splitlines() \
         == ['Seed 1: test cases by per-case foreground Dice of DTC (labelled + unlabelled) minus',
             'nnU-Net (labelled only)']
+
+
+def test_method_axis_labels_wrap_at_spaces_and_the_panel_widens_with_the_methods():
+    methods = ['nnUNetTrainer', 'nnUNetTrainerDTC_MaskedSDF_LevelSetTeacher_Lambda30_LabeledOnly']
+    labels = _method_labels(methods)
+    assert labels[0] == 'nnU-Net\n(labelled only)'
+    assert all(len(line) <= METHOD_LABEL_CHARS for label in labels for line in label.splitlines())
+    assert ' '.join(labels[1].split()) == METHODS[methods[1]].name
+    eight = [BenchmarkRun(m, 0, f'{m}_t', '/r', 1, 'Dataset001_X') for m in list(METHODS)[:8]]
+    figure, axes = _per_method_figure(eight, 2)
+    assert figure.get_size_inches()[0] == pytest.approx(2 * 8 * METHOD_INCHES) and axes.shape == (1, 2)
+    plt.close(figure)
+    figure, _ = _per_method_figure(eight[:3], 1)
+    assert figure.get_size_inches()[0] == pytest.approx(PANEL_SIZE[0])
+    plt.close(figure)
 
 
 def test_the_gallery_orders_by_the_dtc_method_that_sees_the_unlabelled_images_not_its_ablation():
