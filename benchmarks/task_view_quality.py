@@ -3,9 +3,9 @@
 The consistency term pulls the segmentation towards the auxiliary task's view (sigmoid(-k * level set) for DTC) and
 back; on unlabelled images nothing else corrects either. If the task's view segments worse than the segmentation
 itself, a stronger consistency can only pull the segmentation towards a worse answer. Over all foreground classes
-and per class, this prints the Dice of each view against the reference, each view's volume against the reference's, and the share
-of the reference's inner-boundary voxels (those with a neighbour outside the class, 6-connectivity in 3D) each view
-calls foreground: DTC's SDF target is 0 there, so a perfect level set's view is 0.5 on them.
+and per class, this prints the Dice of each view against the reference, each view's volume against the reference's,
+and the share of the reference's inner-boundary voxels (those with a neighbour outside the class, 6-connectivity in
+3D) each view calls foreground: DTC's SDF target is 0 there, so a perfect level set's view is 0.5 on them.
 
     python benchmarks/task_view_quality.py -m MODEL_FOLDER -i IMAGES -l LABELS [-f all] [-n 20]
 
@@ -16,7 +16,7 @@ source's labels, or the test cases.
 """
 import argparse
 import os
-from typing import Dict, List
+from typing import Dict, List, Tuple
 
 import numpy as np
 import torch
@@ -49,18 +49,21 @@ def view_metrics(view: np.ndarray, reference: np.ndarray) -> Dict[str, float]:
             'inner_boundary_called': float(view[boundary].mean())}
 
 
-def case_metrics(predictor, task, num_segmentation: int, image_files: List[str], label_file: str) \
-        -> Dict[str, Dict[str, List[float]]]:
-    """{view: {metric: one value per foreground class}} of one case."""
-    preprocessor = predictor.configuration_manager.preprocessor_class(verbose=False)
+def empty_metrics() -> Dict[str, Dict[str, List[float]]]:
+    return {view: {metric: [] for metric in METRICS} for view in ('task view', 'segmentation')}
+
+
+def case_metrics(predictor, preprocessor, task, num_segmentation: int, classes: List[Tuple[str, List[int]]],
+                 image_files: List[str], label_file: str) -> Dict[str, Dict[str, List[float]]]:
+    """{view: {metric: one value per foreground class}} of one case; `classes` as foreground_classes gives them."""
     data, reference, _ = preprocessor.run_case(image_files, label_file, predictor.plans_manager,
                                                predictor.configuration_manager, predictor.dataset_json)
     logits = predictor.predict_logits_from_preprocessed_data(torch.from_numpy(data)).float()
     task_view, _ = disagreement_views(task, logits[num_segmentation:], logits[:num_segmentation],
                                       predictor.label_manager.has_regions)
     segmentation = predictor.label_manager.convert_logits_to_segmentation(logits[:num_segmentation]).numpy()
-    result = {'task view': {m: [] for m in METRICS}, 'segmentation': {m: [] for m in METRICS}}
-    for channel, (_, labels) in enumerate(foreground_classes(predictor.dataset_json)):
+    result = empty_metrics()
+    for channel, (_, labels) in enumerate(classes):
         reference_mask = np.isin(reference[0], labels)
         for view_name, view in (('task view', task_view[channel].numpy() > FOREGROUND_THRESHOLD),
                                 ('segmentation', np.isin(segmentation, labels))):
@@ -84,20 +87,22 @@ def main() -> None:
     file_ending = predictor.dataset_json['file_ending']
     image_files = subfiles(args.i, suffix=file_ending, join=False)
     cases = sorted(get_identifiers_from_splitted_dataset_folder(args.i, file_ending))[:args.n]
-    totals = {'task view': {m: [] for m in METRICS}, 'segmentation': {m: [] for m in METRICS}}  # case-major, class
+    totals = empty_metrics()  # per metric: case-major, then class
     missing = [case for case in cases if not os.path.isfile(os.path.join(args.l, case + file_ending))]
     if not cases or missing:
         raise SystemExit(f'No images in {args.i}' if not cases else
                          f'{len(missing)} label(s) missing in {args.l}, e.g. {missing[0]}{file_ending}: -l must hold '
                          f'the label of every image in {args.i}')
+    preprocessor = predictor.configuration_manager.preprocessor_class(verbose=False)
+    classes = foreground_classes(predictor.dataset_json)
     for case in tqdm(cases, desc='Scoring both views'):
-        metrics = case_metrics(predictor, task, head.num_segmentation_channels,
+        metrics = case_metrics(predictor, preprocessor, task, head.num_segmentation_channels, classes,
                                create_paths_fn(args.i, image_files, file_ending, case),
                                os.path.join(args.l, case + file_ending))
         for view, values in metrics.items():
             for metric, per_class in values.items():
                 totals[view][metric].extend(per_class)
-    class_names = [name for name, _ in foreground_classes(predictor.dataset_json)]
+    class_names = [name for name, _ in classes]
     print(f'{args.m}: {len(cases)} case(s), {type(task).__name__}; mean over cases (10th-90th percentile)')
     for scope, index in [('all classes', slice(None))] + [(name, slice(i, None, len(class_names)))
                                                           for i, name in enumerate(class_names)]:

@@ -2,6 +2,7 @@
 where derived datasets go (names, IDs, refusals), the upper bound's source check, and the overlay gallery's choices."""
 import json
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
@@ -10,10 +11,10 @@ from nnunetv2_dtc.benchmark.data import BenchmarkDataError, BenchmarkDataset
 from nnunetv2_dtc.benchmark.derived_data import derived_plans, plan_training_datasets, upper_bound_labels
 from nnunetv2_dtc.benchmark.metrics import METRIC_NAMES, NO_POSTPROCESSING
 from nnunetv2_dtc.benchmark.overlays import LARGEST_GAIN, LARGEST_LOSS, LEGEND_INCHES, MEDIAN, PANEL_INCHES, \
-    SUPTITLE_CHARS_PER_INCH, compared_methods, crop_window, foreground_classes, gallery_title, largest_reference_slice, \
-    select_cases
+    SUPTITLE_CHARS_PER_INCH, compared_methods, crop_window, foreground_classes, gallery_title, \
+    largest_reference_slice, select_cases
 from nnunetv2_dtc.benchmark.plots import METHOD_INCHES, METHOD_LABEL_CHARS, PANEL_SIZE, _method_labels, \
-    _per_method_figure, plt
+    _per_method_figure
 from nnunetv2_dtc.benchmark.report import contribution_table, gap_table
 from nnunetv2_dtc.benchmark.settings import METHODS, BenchmarkSettings, BenchmarkSettingsError
 from nnunetv2_dtc.benchmark.training import RUN_RECORD_FILE, BenchmarkRun, BenchmarkRunConflict, \
