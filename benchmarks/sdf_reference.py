@@ -3,7 +3,7 @@
 Same steps as ``compute_sdf`` in DTC's ``train_la_dtc.py``, one class at a time: scipy's
 ``distance_transform_edt`` inside and outside, skimage's ``find_boundaries(mode='inner')``, in
 float64. Only departure: a class filling the whole image gives -1 (DTC gives NaN, 0 / 0), to match
-``nnunetv2_dtc.sdf.compute_sdf``.
+``nnunetv2_dtc.sdf.compute_sdf``. ``zero_inner_boundary=False`` skips DTC's ``sdf[boundary == 1] = 0``.
 """
 
 from numbers import Integral
@@ -13,7 +13,7 @@ from scipy.ndimage import distance_transform_edt
 from skimage.segmentation import find_boundaries
 
 
-def reference_sdf(segmentation: np.ndarray, labels) -> np.ndarray:
+def reference_sdf(segmentation: np.ndarray, labels, zero_inner_boundary: bool = True) -> np.ndarray:
     if isinstance(labels, Integral):
         labels = [labels]
     out = np.zeros((len(labels), *segmentation.shape))
@@ -31,6 +31,7 @@ def reference_sdf(segmentation: np.ndarray, labels) -> np.ndarray:
             boundary = find_boundaries(posmask, mode="inner").astype(np.uint8)
             sdf = ((negdis - np.min(negdis)) / (np.max(negdis) - np.min(negdis))
                    - (posdis - np.min(posdis)) / (np.max(posdis) - np.min(posdis)))
-            sdf[boundary == 1] = 0
+            if zero_inner_boundary:
+                sdf[boundary == 1] = 0
             channel[:] = sdf
     return out.astype(np.float32)

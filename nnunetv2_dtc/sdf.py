@@ -5,6 +5,11 @@ Follows ``compute_sdf`` in DTC's ``train_la_dtc.py`` (Luo et al., AAAI 2021): pe
 in [-1, 1], negative inside, positive outside. Distances are in voxel units and the image border
 is not background, as in DTC (scipy's ``distance_transform_edt`` and skimage's
 ``find_boundaries`` defaults).
+
+``zero_inner_boundary=False`` leaves out DTC's last step: the inner boundary keeps its
+``-1 / max(posdis)``, so the zero level lies between the inner boundary and the first voxel outside,
+and ``sigmoid(-k * sdf)`` (DTC's level-set view) reproduces the label map instead of giving 0.5 on the
+inner boundary (nnUNetTrainerDTC_NegativeBoundarySDF, issue #14).
 """
 
 from numbers import Integral
@@ -24,7 +29,7 @@ Label = Union[int, Sequence[int]]
 
 
 def compute_sdf(segmentation: np.ndarray, labels: Union[Label, Sequence[Label]],
-                parallel: int = DEFAULT_PARALLEL) -> np.ndarray:
+                parallel: int = DEFAULT_PARALLEL, zero_inner_boundary: bool = True) -> np.ndarray:
     """Return a float32 array (len(labels), *segmentation.shape), one normalised SDF per entry.
 
     An entry of ``labels`` is a class (int) or a region (sequence of ints, their union); a bare
@@ -38,7 +43,7 @@ def compute_sdf(segmentation: np.ndarray, labels: Union[Label, Sequence[Label]],
     segmentation = np.ascontiguousarray(segmentation)
     out = np.empty((len(labels), *segmentation.shape), dtype=np.float32)
     for channel, entry in zip(out, labels):
-        _fill_channel(channel, _class_mask(segmentation, entry), parallel)
+        _fill_channel(channel, _class_mask(segmentation, entry), parallel, zero_inner_boundary)
     return out
 
 
@@ -48,7 +53,7 @@ def _class_mask(segmentation: np.ndarray, entry: Label) -> np.ndarray:
     return np.isin(segmentation, entry)
 
 
-def _fill_channel(out: np.ndarray, inside: np.ndarray, parallel: int) -> None:
+def _fill_channel(out: np.ndarray, inside: np.ndarray, parallel: int, zero_inner_boundary: bool) -> None:
     """Write the normalised SDF of the boolean mask ``inside`` into ``out``.
 
     One two-label edt call gives both sides at once: every voxel gets its distance to the nearest
@@ -69,6 +74,7 @@ def _fill_channel(out: np.ndarray, inside: np.ndarray, parallel: int) -> None:
     inside_max, outside_max = -signed.min(), signed.max()
     np.divide(signed, outside_max, out=out)
     np.divide(signed, inside_max, out=out, where=inside)
-    # The only lattice points at distance exactly 1 are face neighbours, so inside voxels at
-    # distance 1 are skimage's inner boundary (connectivity 1).
-    out[signed == -1.0] = 0.0
+    if zero_inner_boundary:
+        # The only lattice points at distance exactly 1 are face neighbours, so inside voxels at
+        # distance 1 are skimage's inner boundary (connectivity 1).
+        out[signed == -1.0] = 0.0

@@ -14,7 +14,7 @@ class nnUNetTrainerDTC_LevelSetTeacher(nnUNetTrainerDTC):
 
     @classmethod
     def build_auxiliary_task(cls) -> AuxiliaryTask:
-        return LevelSetTeacherTask(cls.level_set_sharpness)
+        return LevelSetTeacherTask(cls.level_set_sharpness, cls.sdf_zero_inner_boundary)
 
 
 class nnUNetTrainerDTC_LevelSetTeacher_LabeledOnly(nnUNetTrainerDTC_LevelSetTeacher):

@@ -28,16 +28,17 @@ def sdf_loss(level_set: torch.Tensor, sdf_target: torch.Tensor, valid: Optional[
 
 
 class LevelSetTask(AuxiliaryTask):
-    """tanh level set; target compute_sdf (negative inside, 0 on the inner boundary, all zeros for an absent class);
-    MSE; consistency sigmoid(-k * level set) against the probability."""
+    """tanh level set; target compute_sdf (negative inside, 0 on the inner boundary unless zero_inner_boundary is
+    False, all zeros for an absent class); MSE; consistency sigmoid(-k * level set) against the probability."""
     loss_name = 'sdf_loss'
     zero_target_means_absent = True
 
-    def __init__(self, sharpness: float = DEFAULT_LEVEL_SET_SHARPNESS):
+    def __init__(self, sharpness: float = DEFAULT_LEVEL_SET_SHARPNESS, zero_inner_boundary: bool = True):
         self.sharpness = sharpness
+        self.zero_inner_boundary = zero_inner_boundary
 
     def target(self, segmentation: np.ndarray, labels_or_regions: Sequence[LabelOrRegion]) -> np.ndarray:
-        return compute_sdf(segmentation, list(labels_or_regions))
+        return compute_sdf(segmentation, list(labels_or_regions), zero_inner_boundary=self.zero_inner_boundary)
 
     def activation(self, raw: torch.Tensor) -> torch.Tensor:
         return torch.tanh(raw)

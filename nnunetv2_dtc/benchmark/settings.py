@@ -48,6 +48,8 @@ DTC_VARIANTS = (
      'nnUNetTrainerDTC_MaskedSDF_LevelSetTeacher_LabeledOnly'),
     ('MaskedSDF_LevelSetTeacher_Lambda30', 'level-set teacher, SDF loss without absent classes, lambda_max 30',
      'nnUNetTrainerDTC_MaskedSDF_LevelSetTeacher_Lambda30_LabeledOnly'),
+    ('NegativeBoundarySDF', 'SDF target negative on the inner boundary',
+     'nnUNetTrainerDTC_NegativeBoundarySDF_LabeledOnly'),
 )
 
 

@@ -14,7 +14,7 @@ from sdf_reference import reference_sdf  # noqa: E402
 TOLERANCE = 1e-6
 
 
-def brute_force_sdf(segmentation, region):
+def brute_force_sdf(segmentation, region, zero_inner_boundary=True):
     """Slow independent SDF: all-pairs distances and an explicit face-neighbour boundary check."""
     inside = np.isin(segmentation, region)
     if not inside.any():
@@ -29,6 +29,8 @@ def brute_force_sdf(segmentation, region):
     posdis = np.where(flat, to_outside, 0.0).reshape(segmentation.shape)
     negdis = np.where(flat, 0.0, to_inside).reshape(segmentation.shape)
     sdf = negdis / negdis.max() - posdis / posdis.max()
+    if not zero_inner_boundary:
+        return sdf
     for index in np.ndindex(segmentation.shape):
         if inside[index] and _has_outside_face_neighbour(inside, index):
             sdf[index] = 0.0
@@ -44,13 +46,14 @@ def _has_outside_face_neighbour(inside, index):
     return False
 
 
-def assert_matches_brute_force(segmentation, labels):
-    result = compute_sdf(segmentation, labels)
+def assert_matches_brute_force(segmentation, labels, zero_inner_boundary=True):
+    result = compute_sdf(segmentation, labels, zero_inner_boundary=zero_inner_boundary)
     assert result.dtype == np.float32
     assert result.shape == (len(labels), *segmentation.shape)
     for channel, entry in zip(result, labels):
         region = [entry] if isinstance(entry, int) else list(entry)
-        np.testing.assert_allclose(channel, brute_force_sdf(segmentation, region), atol=TOLERANCE, rtol=0)
+        np.testing.assert_allclose(channel, brute_force_sdf(segmentation, region, zero_inner_boundary),
+                                   atol=TOLERANCE, rtol=0)
     return result
 
 
@@ -155,3 +158,44 @@ def test_matches_dtc_reference_on_random_blobs(shape, seed):
     assert np.all(np.isfinite(result))
     assert np.any(result == 0) and result.min() == -1 and result.max() == 1
     np.testing.assert_allclose(result, expected, atol=TOLERANCE, rtol=0)
+
+
+def test_negative_boundary_keeps_the_inner_boundary_distance_by_hand():
+    """A 1x7 row with foreground at columns 1-4: inside distances 1, 2, 2, 1 (max 2), outside 1 and 1, 2 (max 2)."""
+    segmentation = np.array([[0, 1, 1, 1, 1, 0, 0]], dtype=np.uint8)
+    np.testing.assert_allclose(compute_sdf(segmentation, [1], zero_inner_boundary=False)[0, 0],
+                               [0.5, -0.5, -1, -1, -0.5, 0.5, 1], atol=TOLERANCE, rtol=0)
+    np.testing.assert_allclose(compute_sdf(segmentation, [1])[0, 0], [0.5, 0, -1, -1, 0, 0.5, 1], atol=TOLERANCE,
+                               rtol=0)
+
+
+def test_negative_boundary_level_set_view_is_the_label_where_dtcs_is_half_on_the_boundary():
+    """DTC's level-set view sigmoid(-k * SDF) of the target itself: 0.5 on the inner boundary with DTC's SDF, the label
+    map (to 1e-6) without its zeroing."""
+    segmentation = random_labels((24, 28, 20), num_classes=2, seed=8)
+    inside = np.stack([segmentation == 1, segmentation == 2])
+    for zero_inner_boundary in (True, False):
+        sdf = compute_sdf(segmentation, [1, 2], zero_inner_boundary=zero_inner_boundary).astype(np.float64)
+        view = 1 / (1 + np.exp(np.clip(1500.0 * sdf, -700, 700)))
+        if zero_inner_boundary:
+            assert np.all(view[sdf == 0] == 0.5) and np.mean(view[inside] == 0.5) > 0.2
+        else:
+            np.testing.assert_allclose(view, inside, atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("shape, seed", [((7, 9), 9), ((6, 7, 8), 10)])
+def test_negative_boundary_matches_brute_force_and_reference(shape, seed):
+    segmentation = random_labels(shape, num_classes=2, seed=seed, smoothing=1.0)
+    result = assert_matches_brute_force(segmentation, [1, 2, (1, 2)], zero_inner_boundary=False)
+    np.testing.assert_allclose(result, reference_sdf(segmentation, [1, 2, (1, 2)], zero_inner_boundary=False),
+                               atol=TOLERANCE, rtol=0)
+    assert np.all(result[0][segmentation == 1] < 0) and np.all(result[0][segmentation != 1] > 0)
+
+
+def test_negative_boundary_keeps_empty_and_full_classes():
+    segmentation = np.ones((5, 6), dtype=np.uint8)
+    np.testing.assert_array_equal(compute_sdf(segmentation, [1, 2], zero_inner_boundary=False),
+                                  np.stack([np.full((5, 6), -1.0), np.zeros((5, 6))]))
+    single = np.zeros((5, 6), dtype=np.uint8)
+    single[2, 3] = 1
+    assert compute_sdf(single, [1], zero_inner_boundary=False)[0, 2, 3] == -1

@@ -28,6 +28,8 @@ from nnunetv2_dtc.trainers.nnUNetTrainerDTC_MaskedSDF_LevelSetTeacher_Lambda30 i
     nnUNetTrainerDTC_MaskedSDF_LevelSetTeacher_Lambda30, nnUNetTrainerDTC_MaskedSDF_LevelSetTeacher_Lambda30_LabeledOnly
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC_MoreUnlabeled import MORE_UNLABELED_PATCHES_PER_LABELED, \
     nnUNetTrainerDTC_MoreUnlabeled
+from nnunetv2_dtc.trainers.nnUNetTrainerDTC_NegativeBoundarySDF import nnUNetTrainerDTC_NegativeBoundarySDF, \
+    nnUNetTrainerDTC_NegativeBoundarySDF_LabeledOnly
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC_ShortRamp import nnUNetTrainerDTC_ShortRamp, \
     nnUNetTrainerDTC_ShortRamp_LabeledOnly
 
@@ -206,6 +208,24 @@ def test_lambda30_teacher_ramps_the_consistency_up_to_30_and_changes_nothing_els
         for iteration in (0, total // 3, total - 1):
             assert trainer.consistency_weight_at(iteration) == \
                 pytest.approx(30.0 * reference.consistency_weight_at(iteration))
+
+
+def test_negative_boundary_sdf_trainers_target_the_sdf_without_the_zeroed_boundary(nnunet_env):
+    """The loader's SDF targets come from trainer.loss.task: by hand on a 1x6 row, -0.5 (not DTC's 0) on the inner
+    boundary; the loss, lambda and sharpness stay DTC's."""
+    segmentation = np.array([[[0, 1, 1, 1, 1, 0]]], dtype=np.int16)
+    dtc = _trainer(nnunet_env, nnUNetTrainerDTC)
+    dtc.initialize()
+    np.testing.assert_allclose(dtc.loss.task.target(segmentation, [1])[0, 0, 0], [1, 0, -1, -1, 0, 1])
+    for trainer_class, unlabeled in ((nnUNetTrainerDTC_NegativeBoundarySDF, True),
+                                     (nnUNetTrainerDTC_NegativeBoundarySDF_LabeledOnly, False)):
+        trainer = _trainer(nnunet_env, trainer_class)
+        trainer.initialize()
+        assert type(trainer.loss.task) is type(dtc.loss.task) and trainer.use_unlabeled_data is unlabeled
+        np.testing.assert_allclose(trainer.loss.task.target(segmentation, [1])[0, 0, 0], [1, -0.5, -1, -1, -0.5, 1])
+        assert (trainer.loss.task.sharpness, trainer.loss.sdf_weight, trainer.loss.mask_absent_classes) == \
+            (dtc.loss.task.sharpness, dtc.loss.sdf_weight, dtc.loss.mask_absent_classes)
+        assert trainer.consistency_weight_at(1234) == dtc.consistency_weight_at(1234)
 
 
 class _NoUnlabeledPatches(nnUNetTrainerDTC):
