@@ -50,6 +50,8 @@ DTC_VARIANTS = (
      'nnUNetTrainerDTC_MaskedSDF_LevelSetTeacher_Lambda30_LabeledOnly'),
     ('NegativeBoundarySDF', 'SDF target negative on the inner boundary',
      'nnUNetTrainerDTC_NegativeBoundarySDF_LabeledOnly'),
+    ('NegativeBoundarySDF_SoftView', 'SDF target negative on the inner boundary, k = 50 in the level-set view',
+     'nnUNetTrainerDTC_NegativeBoundarySDF_SoftView_LabeledOnly'),
 )
 
 

@@ -30,6 +30,8 @@ from nnunetv2_dtc.trainers.nnUNetTrainerDTC_MoreUnlabeled import MORE_UNLABELED_
     nnUNetTrainerDTC_MoreUnlabeled
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC_NegativeBoundarySDF import nnUNetTrainerDTC_NegativeBoundarySDF, \
     nnUNetTrainerDTC_NegativeBoundarySDF_LabeledOnly
+from nnunetv2_dtc.trainers.nnUNetTrainerDTC_NegativeBoundarySDF_SoftView import \
+    nnUNetTrainerDTC_NegativeBoundarySDF_SoftView, nnUNetTrainerDTC_NegativeBoundarySDF_SoftView_LabeledOnly
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC_ShortRamp import nnUNetTrainerDTC_ShortRamp, \
     nnUNetTrainerDTC_ShortRamp_LabeledOnly
 
@@ -226,6 +228,31 @@ def test_negative_boundary_sdf_trainers_target_the_sdf_without_the_zeroed_bounda
         assert (trainer.loss.task.sharpness, trainer.loss.sdf_weight, trainer.loss.mask_absent_classes) == \
             (dtc.loss.task.sharpness, dtc.loss.sdf_weight, dtc.loss.mask_absent_classes)
         assert trainer.consistency_weight_at(1234) == dtc.consistency_weight_at(1234)
+
+
+def test_soft_view_uses_k_50_on_the_negative_boundary_target_by_hand(nnunet_env):
+    """The consistency's level-set view and its gradient at a level set of +0.05 (one voxel outside, as measured), by
+    hand: sigmoid(-50 * 0.05) = 0.0759 and d view / d raw = -50 v (1 - v) (1 - tanh^2), against DTC's k = 1500 whose
+    view there is 2.8e-33 with no gradient left; the target stays the negative-boundary SDF."""
+    segmentation = np.array([[[0, 1, 1, 1, 1, 0]]], dtype=np.int16)
+    level_set = 0.05
+    for trainer_class, unlabeled in ((nnUNetTrainerDTC_NegativeBoundarySDF_SoftView, True),
+                                     (nnUNetTrainerDTC_NegativeBoundarySDF_SoftView_LabeledOnly, False)):
+        trainer = _trainer(nnunet_env, trainer_class)
+        trainer.initialize()
+        assert trainer.use_unlabeled_data is unlabeled
+        np.testing.assert_allclose(trainer.loss.task.target(segmentation, [1])[0, 0, 0], [1, -0.5, -1, -1, -0.5, 1])
+        raw = torch.full((1, 1, 1), math.atanh(level_set), dtype=torch.float64, requires_grad=True)
+        view, _ = trainer.loss.task.consistency_views(raw, torch.zeros(1, 1, 1))
+        expected = 1 / (1 + math.exp(50 * level_set))
+        assert view.item() == pytest.approx(expected) and expected == pytest.approx(0.0759, abs=1e-4)
+        view.sum().backward()
+        assert raw.grad.item() == pytest.approx(-50 * expected * (1 - expected) * (1 - level_set ** 2))
+    dtc_raw = torch.full((1, 1, 1), math.atanh(level_set), requires_grad=True)
+    dtc_view, _ = _trainer(nnunet_env, nnUNetTrainerDTC_NegativeBoundarySDF).build_auxiliary_task() \
+        .consistency_views(dtc_raw, torch.zeros(1, 1, 1))
+    dtc_view.sum().backward()
+    assert dtc_view.item() < 1e-30 and abs(dtc_raw.grad.item()) < 1e-20
 
 
 class _NoUnlabeledPatches(nnUNetTrainerDTC):
