@@ -30,6 +30,10 @@ PANEL_SIZE = (6.0, 4.5)  # inches per panel
 METHOD_LABEL_CHARS = 16
 METHOD_INCHES = 1.1
 CURVES_PER_ROW = 3
+# each training-curve panel's legend sits under its axes, where neither axis draws: inside, the consistency weight
+# (drawn on a twin axis that legend placement does not see) ran under the legend as it reached 1 at the top right
+CURVES_LEGEND_COLUMNS = 3
+CURVES_LEGEND_TOP = -0.16  # axes fraction, below the epoch label
 WEIGHT_KEY = DTC_LOG_KEYS['consistency_weight']
 
 
@@ -73,6 +77,10 @@ def hd95_figure(runs: Sequence[BenchmarkRun], results: Dict[str, Dict[str, dict]
 
 
 def training_curves_figure(runs: Sequence[BenchmarkRun], infos: Dict[str, dict], path: str) -> str:
+    return _saved(_training_curves(runs, infos), path)
+
+
+def _training_curves(runs: Sequence[BenchmarkRun], infos: Dict[str, dict]):
     columns = min(CURVES_PER_ROW, len(runs))
     rows = math.ceil(len(runs) / columns)
     fig, axes = plt.subplots(rows, columns, figsize=(PANEL_SIZE[0] * columns, PANEL_SIZE[1] * rows), squeeze=False)
@@ -95,9 +103,10 @@ def training_curves_figure(runs: Sequence[BenchmarkRun], infos: Dict[str, dict],
             weight_axis.set_ylabel('consistency weight')
             more_handles, more_labels = weight_axis.get_legend_handles_labels()
             handles, labels = handles + more_handles, labels + more_labels
-        ax.legend(handles, labels, fontsize=7)
+        ax.legend(handles, labels, fontsize=7, loc='upper center', bbox_to_anchor=(0.5, CURVES_LEGEND_TOP),
+                  ncol=CURVES_LEGEND_COLUMNS)
     fig.tight_layout()
-    return _saved(fig, path)
+    return fig
 
 
 def _saved(fig, path: str) -> str:

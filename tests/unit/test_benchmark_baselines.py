@@ -13,8 +13,8 @@ from nnunetv2_dtc.benchmark.metrics import METRIC_NAMES, NO_POSTPROCESSING
 from nnunetv2_dtc.benchmark.overlays import LARGEST_GAIN, LARGEST_LOSS, LEGEND_INCHES, MEDIAN, PANEL_INCHES, \
     SUPTITLE_CHARS_PER_INCH, compared_methods, crop_window, foreground_classes, gallery_title, \
     largest_reference_slice, select_cases
-from nnunetv2_dtc.benchmark.plots import METHOD_INCHES, METHOD_LABEL_CHARS, PANEL_SIZE, _method_labels, \
-    _per_method_figure
+from nnunetv2_dtc.benchmark.plots import METHOD_INCHES, METHOD_LABEL_CHARS, PANEL_SIZE, WEIGHT_KEY, _method_labels, \
+    _per_method_figure, _training_curves
 from nnunetv2_dtc.benchmark.report import contribution_table, gap_table
 from nnunetv2_dtc.benchmark.settings import METHODS, BenchmarkSettings, BenchmarkSettingsError
 from nnunetv2_dtc.benchmark.training import RUN_RECORD_FILE, BenchmarkRun, BenchmarkRunConflict, \
@@ -207,6 +207,26 @@ def test_method_axis_labels_wrap_at_spaces_and_the_panel_widens_with_the_methods
     plt.close(figure)
     figure, _ = _per_method_figure(eight[:3], 1)
     assert figure.get_size_inches()[0] == pytest.approx(PANEL_SIZE[0])
+    plt.close(figure)
+
+
+def test_training_curve_legends_sit_under_their_axes_with_every_term():
+    """A DTC run's consistency weight climbs to 1 at the top right of its panel on a twin axis; the legend (six terms)
+    must not cover any of the plot area."""
+    epochs = np.arange(60)
+    ramp = np.exp(-5 * (1 - epochs / 59) ** 2)
+    curves = {'train_losses': 0.6 - 1.4 * ramp, 'val_losses': 0.5 - 1.4 * ramp, 'dtc_supervised_losses': 0.6 - ramp,
+              'dtc_sdf_losses': np.full(60, 0.04), 'dtc_consistency_losses': np.full(60, 0.002), WEIGHT_KEY: ramp}
+    runs = [BenchmarkRun(m, 0, f'{m}_t', '/r', 1, 'Dataset001_X') for m in ('nnUNetTrainer', 'nnUNetTrainerDTC')]
+    infos = {runs[0].key: {'curves': {k: curves[k] for k in ('train_losses', 'val_losses')}},
+             runs[1].key: {'curves': curves}}
+    figure = _training_curves(runs, infos)
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    for ax, terms in zip(figure.axes, (2, 6)):
+        legend = ax.get_legend()
+        assert len(legend.get_texts()) == terms
+        assert legend.get_window_extent(renderer).y1 < ax.get_window_extent(renderer).y0
     plt.close(figure)
 
 
