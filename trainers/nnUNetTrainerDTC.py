@@ -57,6 +57,8 @@ class nnUNetTrainerDTC(nnUNetTrainer):
     mask_absent_classes_in_sdf_loss: bool = False
     # DTC's SDF target is 0 on the inner boundary; False keeps its -1 / max inside distance there (sdf.py)
     sdf_zero_inner_boundary: bool = True
+    # True weighs each class's inside and outside voxels equally in the SDF loss (DTC: plain MSE over all voxels)
+    sdf_loss_class_balanced: bool = False
     # gradient norm of each weighted loss term, measured on the first training step of every epoch (gradient_norms.py)
     log_gradient_norms: bool = True
 
@@ -96,7 +98,7 @@ class nnUNetTrainerDTC(nnUNetTrainer):
         its channels, loss and consistency then replace the level set's everywhere. A class method, like
         build_network_architecture is static: nnUNetv2_dtc_rank_unlabeled gets a model's task from its trainer
         class alone."""
-        return LevelSetTask(cls.level_set_sharpness, cls.sdf_zero_inner_boundary)
+        return LevelSetTask(cls.level_set_sharpness, cls.sdf_zero_inner_boundary, cls.sdf_loss_class_balanced)
 
     def _build_loss(self):
         lm = self.label_manager

@@ -14,7 +14,7 @@ class nnUNetTrainerDTC_LevelSetTeacher(nnUNetTrainerDTC):
 
     @classmethod
     def build_auxiliary_task(cls) -> AuxiliaryTask:
-        return LevelSetTeacherTask(cls.level_set_sharpness, cls.sdf_zero_inner_boundary)
+        return LevelSetTeacherTask(cls.level_set_sharpness, cls.sdf_zero_inner_boundary, cls.sdf_loss_class_balanced)
 
 
 class nnUNetTrainerDTC_LevelSetTeacher_LabeledOnly(nnUNetTrainerDTC_LevelSetTeacher):

@@ -27,15 +27,40 @@ def sdf_loss(level_set: torch.Tensor, sdf_target: torch.Tensor, valid: Optional[
     return squared_error[valid].sum() / valid.sum().clamp_min(1)
 
 
+def class_balanced_sdf_loss(level_set: torch.Tensor, sdf_target: torch.Tensor,
+                            valid: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """MSE with the class's inside (target <= 0: the interior and DTC's zero inner boundary) and its outside
+    (target > 0) weighted equally per sample and channel: the mean of the two groups' mean squared errors, or the one
+    group's where the other is empty (an absent class: all voxels; a class filling the patch: all voxels), averaged
+    over the (sample, channel) pairs that have a valid voxel. A class covering a few per cent of the patch then
+    weighs as much as the background around it (plain MSE: a few per cent of the loss)."""
+    squared_error = (level_set - sdf_target) ** 2
+    valid = torch.ones_like(squared_error, dtype=torch.bool) if valid is None else valid.expand_as(squared_error)
+    spatial = tuple(range(2, squared_error.ndim))
+    group_means, group_present = [], []
+    for group in (sdf_target <= 0, sdf_target > 0):
+        group = (group & valid).float()
+        count = group.sum(spatial)
+        group_means.append((squared_error * group).sum(spatial) / count.clamp_min(1))
+        group_present.append((count > 0).float())
+    num_groups = group_present[0] + group_present[1]
+    per_channel = (group_means[0] * group_present[0] + group_means[1] * group_present[1]) / num_groups.clamp_min(1)
+    has_valid = num_groups > 0
+    return per_channel[has_valid].sum() / has_valid.sum().clamp_min(1)
+
+
 class LevelSetTask(AuxiliaryTask):
     """tanh level set; target compute_sdf (negative inside, 0 on the inner boundary unless zero_inner_boundary is
-    False, all zeros for an absent class); MSE; consistency sigmoid(-k * level set) against the probability."""
+    False, all zeros for an absent class); MSE (class_balanced_sdf_loss if class_balanced_loss); consistency
+    sigmoid(-k * level set) against the probability."""
     loss_name = 'sdf_loss'
     zero_target_means_absent = True
 
-    def __init__(self, sharpness: float = DEFAULT_LEVEL_SET_SHARPNESS, zero_inner_boundary: bool = True):
+    def __init__(self, sharpness: float = DEFAULT_LEVEL_SET_SHARPNESS, zero_inner_boundary: bool = True,
+                 class_balanced_loss: bool = False):
         self.sharpness = sharpness
         self.zero_inner_boundary = zero_inner_boundary
+        self.class_balanced_loss = class_balanced_loss
 
     def target(self, segmentation: np.ndarray, labels_or_regions: Sequence[LabelOrRegion]) -> np.ndarray:
         return compute_sdf(segmentation, list(labels_or_regions), zero_inner_boundary=self.zero_inner_boundary)
@@ -44,7 +69,8 @@ class LevelSetTask(AuxiliaryTask):
         return torch.tanh(raw)
 
     def supervised_loss(self, raw: torch.Tensor, target: torch.Tensor, valid: Optional[torch.Tensor]) -> torch.Tensor:
-        return sdf_loss(self.activation(raw).float(), target, valid)
+        loss = class_balanced_sdf_loss if self.class_balanced_loss else sdf_loss
+        return loss(self.activation(raw).float(), target, valid)
 
     def consistency_views(self, raw: torch.Tensor, probabilities: torch.Tensor) \
             -> Tuple[torch.Tensor, torch.Tensor]:

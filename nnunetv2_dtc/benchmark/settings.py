@@ -52,6 +52,7 @@ DTC_VARIANTS = (
      'nnUNetTrainerDTC_NegativeBoundarySDF_LabeledOnly'),
     ('NegativeBoundarySDF_SoftView', 'SDF target negative on the inner boundary, k = 50 in the level-set view',
      'nnUNetTrainerDTC_NegativeBoundarySDF_SoftView_LabeledOnly'),
+    ('BalancedSDF', 'SDF loss with inside and outside weighted equally', 'nnUNetTrainerDTC_BalancedSDF_LabeledOnly'),
 )
 
 

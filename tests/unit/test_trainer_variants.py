@@ -10,12 +10,14 @@ from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 
 from helpers.tiny_plans import tiny_plans, tiny_plans_manager
-from nnunetv2_dtc.auxiliary_tasks.level_set import LevelSetTeacherTask
+from nnunetv2_dtc.auxiliary_tasks.level_set import LevelSetTeacherTask, class_balanced_sdf_loss
 from nnunetv2_dtc.dataloading.batch import DTCTargets
 from nnunetv2_dtc.gradient_norms import gradient_norms
 from nnunetv2_dtc.loss import DTCLoss, present_classes
 from nnunetv2_dtc.sdf import compute_sdf
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC import nnUNetTrainerDTC
+from nnunetv2_dtc.trainers.nnUNetTrainerDTC_BalancedSDF import nnUNetTrainerDTC_BalancedSDF, \
+    nnUNetTrainerDTC_BalancedSDF_LabeledOnly
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC_DiceOnly import nnUNetTrainerDTC_DiceOnly, \
     nnUNetTrainerDTC_DiceOnly_LabeledOnly
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC_LevelSetTeacher import nnUNetTrainerDTC_LevelSetTeacher, \
@@ -253,6 +255,71 @@ def test_soft_view_uses_k_50_on_the_negative_boundary_target_by_hand(nnunet_env)
                                                                                                 torch.zeros(1, 1, 1))
     dtc_view.sum().backward()
     assert dtc_view.item() < 1e-30 and abs(dtc_raw.grad.item()) < 1e-20
+
+
+def test_class_balanced_sdf_loss_by_hand():
+    """Sample 0: class 1 on a 1x6 row (DTC target [1, 0, -1, -1, 0, 1]), class 2 absent (all zeros); sample 1 all
+    ignored. Level set 0.5 everywhere: class 1 inside (target <= 0) (0.25 + 2.25 + 2.25 + 0.25) / 4 = 1.25, outside
+    0.25, balanced 0.75 (plain MSE 5.5 / 6); class 2 0.25 over its one group; sample 1 left out: (0.75 + 0.25) / 2."""
+    target = torch.zeros(2, 2, 1, 6)
+    target[0, 0, 0] = torch.tensor([1.0, 0, -1, -1, 0, 1])
+    target[1] = target[0]
+    level_set = torch.full_like(target, 0.5)
+    valid = torch.ones(2, 1, 1, 6, dtype=torch.bool)
+    valid[1] = False
+    assert class_balanced_sdf_loss(level_set[:1, :1], target[:1, :1]).item() == pytest.approx(0.75)
+    assert class_balanced_sdf_loss(level_set, target, valid).item() == pytest.approx(0.5)
+
+
+def _balanced_reference(level_set: np.ndarray, target: np.ndarray, valid: np.ndarray) -> float:
+    """Slow reference: loop over samples and channels, mean over the non-empty groups, mean over units."""
+    units = []
+    for s in range(target.shape[0]):
+        for c in range(target.shape[1]):
+            errors, t, v = (level_set[s, c] - target[s, c]) ** 2, target[s, c], valid[s, 0]
+            means = [errors[group & v].mean() for group in (t <= 0, t > 0) if (group & v).any()]
+            if means:
+                units.append(sum(means) / len(means))
+    return sum(units) / len(units)
+
+
+def test_class_balanced_sdf_loss_matches_a_loop_on_random_blobs():
+    rng = np.random.default_rng(0)
+    segmentation = np.zeros((3, 8, 9, 7), dtype=np.int16)
+    segmentation[0, 2:5, 3:7, 1:4] = 1
+    segmentation[1, 1:3, 1:3, 1:3] = 2
+    segmentation[1, 5:8, 4:9, 2:6] = 1
+    segmentation[2] = 2
+    target = np.stack([compute_sdf(s, [1, 2]) for s in segmentation])
+    level_set = np.tanh(rng.normal(size=target.shape)).astype(np.float32)
+    valid = rng.random((3, 1, 8, 9, 7)) > 0.3
+    loss = class_balanced_sdf_loss(torch.from_numpy(level_set), torch.from_numpy(target), torch.from_numpy(valid))
+    assert loss.item() == pytest.approx(_balanced_reference(level_set, target, valid), rel=1e-5)
+    plain = ((level_set - target) ** 2)[np.broadcast_to(valid, target.shape)].mean()
+    assert abs(loss.item() - plain) > 0.01
+
+
+def test_balanced_sdf_trainers_weigh_inside_and_outside_equally(nnunet_env):
+    """DTCLoss of the trainers' task on one labelled 1x6 patch (level set 0.5, target by hand above): 0.75 against
+    nnUNetTrainerDTC's plain 5.5 / 6; target, sharpness and lambda stay DTC's."""
+    seg_logits = torch.zeros(1, 2, 1, 6)
+    output = [torch.cat((seg_logits, torch.full((1, 1, 1, 6), math.atanh(0.5))), 1)]
+    label = torch.tensor([[[[0, 1, 1, 1, 1, 0]]]]).float()
+    dtc = _trainer(nnunet_env, nnUNetTrainerDTC)
+    dtc.initialize()
+    sdf = torch.from_numpy(dtc.loss.task.target(label[0, 0].numpy().astype(np.int16), [1]))[None]
+    targets = DTCTargets([label], sdf, torch.tensor([True]))
+    for trainer_class, unlabeled, expected in ((nnUNetTrainerDTC, True, 5.5 / 6),
+                                               (nnUNetTrainerDTC_BalancedSDF, True, 0.75),
+                                               (nnUNetTrainerDTC_BalancedSDF_LabeledOnly, False, 0.75)):
+        trainer = _trainer(nnunet_env, trainer_class)
+        trainer.initialize()
+        assert trainer.use_unlabeled_data is unlabeled
+        loss = DTCLoss(_dice_ce(), 2, False, None, 0.3, task=trainer.build_auxiliary_task())
+        loss(output, targets)
+        assert loss.last_terms['sdf_loss'].item() == pytest.approx(expected, rel=1e-5)
+        assert (trainer.loss.task.sharpness, trainer.loss.sdf_weight) == (dtc.loss.task.sharpness, dtc.loss.sdf_weight)
+        assert trainer.consistency_weight_at(1234) == dtc.consistency_weight_at(1234)
 
 
 class _NoUnlabeledPatches(nnUNetTrainerDTC):
