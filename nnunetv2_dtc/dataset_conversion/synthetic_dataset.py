@@ -10,7 +10,10 @@ from batchgenerators.utilities.file_and_folder_operations import join, maybe_mkd
 from nnunetv2_dtc.unlabeled_handling.folders import UNLABELED_IMAGES_FOLDER_NAME
 
 FILE_ENDING = '.nii.gz'
-CHANNEL_NAME = 'MRI'  # any name but 'CT' gives nnU-Net's z-score normalisation
+# nnU-Net's normalisation follows the channel name: any name but 'CT' gives a z-score per image, which moves an
+# ellipsoid's normalised intensity with its size (a large one raises the image mean); 'CT' gives one dataset-wide
+# normalisation from the labelled foreground, the same for every case
+CHANNEL_NAME = 'MRI'
 LABELED_PREFIX = 'dtc_'
 UNLABELED_PREFIX = 'dtc_u'
 TEST_PREFIX = 'dtc_ts'
@@ -33,6 +36,7 @@ class SyntheticStyle:
     noise_std: float = NOISE_STD
     radius_fraction_range: Tuple[float, float] = RADIUS_FRACTION_RANGE
     labeled_radius_fraction_range: Optional[Tuple[float, float]] = None  # None: radius_fraction_range
+    channel_name: str = CHANNEL_NAME  # dataset.json's, which picks nnU-Net's normalisation
 
     def radius_range(self, labeled: bool) -> Tuple[float, float]:
         if labeled and self.labeled_radius_fraction_range is not None:
@@ -75,7 +79,7 @@ def make_synthetic_dataset(raw_root: str, dataset_id: int = 990, name: str = 'DT
                 _write(labels, join(dataset_folder, labels_folder, case_id + FILE_ENDING), spacing)
 
     save_json({
-        'channel_names': {'0': CHANNEL_NAME},
+        'channel_names': {'0': style.channel_name},
         'labels': {'background': 0, **{f'label_{i}': i for i in range(1, num_foreground_labels + 1)}},
         'numTraining': num_labeled,
         'file_ending': FILE_ENDING,

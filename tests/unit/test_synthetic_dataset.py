@@ -3,6 +3,8 @@ import math
 
 import numpy as np
 import SimpleITK as sitk
+from batchgenerators.utilities.file_and_folder_operations import load_json
+from nnunetv2.preprocessing.normalization.default_normalization_schemes import CTNormalization, ZScoreNormalization
 
 from nnunetv2_dtc.dataset_conversion.synthetic_dataset import EASY_STYLE, SyntheticStyle, make_synthetic_dataset
 from nnunetv2_dtc.demo import COMPARE_STYLE
@@ -43,3 +45,27 @@ def test_the_default_style_is_the_easy_one_and_a_style_changes_nothing_but_what_
                                      shape=SHAPE, style=SyntheticStyle(noise_std=1.0))
     for x, y in zip(_arrays(tmp_path / 'a' / default / 'labelsTr'), _arrays(tmp_path / 'c' / noisier / 'labelsTr')):
         np.testing.assert_array_equal(x, y)
+
+
+def test_compare_style_is_normalised_dataset_wide_so_size_does_not_shift_intensity(tmp_path):
+    """With nnU-Net's per-image z-score the largest test ellipsoids would be darker inside than the small labelled
+    ones (the image mean rises with the object); the compare set's channel is 'CT', whose normalisation (from the
+    labelled foreground's statistics, as nnU-Net's fingerprint takes them) is the same for every case."""
+    dataset = tmp_path / make_synthetic_dataset(str(tmp_path), 991, 'Compare', num_labeled=4, num_unlabeled=1,
+                                                num_test=12, shape=SHAPE, style=COMPARE_STYLE)
+    assert load_json(str(dataset / 'dataset.json'))['channel_names'] == {'0': 'CT'}
+    foreground = np.concatenate([image[label > 0] for image, label in
+                                 zip(_arrays(dataset / 'imagesTr'), _arrays(dataset / 'labelsTr'))])
+    properties = {'mean': foreground.mean(), 'std': foreground.std(),
+                  'percentile_00_5': np.percentile(foreground, 0.5), 'percentile_99_5': np.percentile(foreground, 99.5)}
+    cases = sorted(zip(_arrays(dataset / 'imagesTs'), _arrays(dataset / 'labelsTs')), key=lambda c: c[1].sum())
+    small, large = cases[0], cases[-1]
+    assert large[1].sum() > 8 * small[1].sum()
+
+    def inside_mean(normalisation, case):
+        image, label = case
+        return normalisation.run(image.astype(np.float32), label)[label > 0].mean()
+
+    z_score, dataset_wide = ZScoreNormalization(False, {}), CTNormalization(False, properties)
+    assert inside_mean(z_score, small) - inside_mean(z_score, large) > 0.25
+    assert abs(inside_mean(dataset_wide, small) - inside_mean(dataset_wide, large)) < 0.1
