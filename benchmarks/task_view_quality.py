@@ -5,7 +5,9 @@ back; on unlabelled images nothing else corrects either. If the task's view segm
 itself, a stronger consistency can only pull the segmentation towards a worse answer. Over all foreground classes
 and per class, this prints the Dice of each view against the reference, each view's volume against the reference's,
 and the share of the reference's inner-boundary voxels (those with a neighbour outside the class, 6-connectivity in
-3D) each view calls foreground: DTC's SDF target is 0 there, so a perfect level set's view is 0.5 on them.
+3D) each view calls foreground: DTC's SDF target is 0 there, so a perfect level set's view is 0.5 on them. It also
+prints the task's own output (the level set for DTC) per region of the reference: its median over the interior, the
+inner boundary, the first layer outside and the voxels far outside, so a level set can be read against its SDF target.
 
     python benchmarks/task_view_quality.py -m MODEL_FOLDER -i IMAGES -l LABELS [-f all] [-n 20]
 
@@ -30,6 +32,10 @@ from nnunetv2_dtc.annotation.rank_unlabeled import DEFAULT_CHECKPOINT, dtc_predi
 from nnunetv2_dtc.benchmark.overlays import foreground_classes
 
 METRICS = ('dice', 'volume_ratio', 'inner_boundary_called')
+REGIONS = ('interior', 'inner_boundary', 'outside_1', 'far_outside')
+# "far outside": beyond this many face-neighbour dilations of the class, where the SDF target is its largest values
+FAR_OUTSIDE_VOXELS = 3
+TASK_OUTPUT = 'task output'
 
 
 def inner_boundary(mask: np.ndarray) -> np.ndarray:
@@ -49,8 +55,25 @@ def view_metrics(view: np.ndarray, reference: np.ndarray) -> Dict[str, float]:
             'inner_boundary_called': float(view[boundary].mean())}
 
 
+def region_masks(reference: np.ndarray) -> Dict[str, np.ndarray]:
+    """The reference class's interior and inner boundary, the first layer outside it (face neighbours) and the
+    voxels beyond FAR_OUTSIDE_VOXELS such layers."""
+    structure = ndimage.generate_binary_structure(reference.ndim, 1)
+    boundary = inner_boundary(reference)
+    return {'interior': reference & ~boundary, 'inner_boundary': boundary,
+            'outside_1': ndimage.binary_dilation(reference, structure) & ~reference,
+            'far_outside': ~ndimage.binary_dilation(reference, structure, iterations=FAR_OUTSIDE_VOXELS)}
+
+
+def region_medians(task_output: np.ndarray, reference: np.ndarray) -> Dict[str, float]:
+    """Median of the task's output over each of region_masks(reference); NaN for an empty region."""
+    return {region: float(np.median(task_output[mask])) if mask.any() else float('nan')
+            for region, mask in region_masks(reference).items()}
+
+
 def empty_metrics() -> Dict[str, Dict[str, List[float]]]:
-    return {view: {metric: [] for metric in METRICS} for view in ('task view', 'segmentation')}
+    return {**{view: {metric: [] for metric in METRICS} for view in ('task view', 'segmentation')},
+            TASK_OUTPUT: {region: [] for region in REGIONS}}
 
 
 def case_metrics(predictor, preprocessor, task, num_segmentation: int, classes: List[Tuple[str, List[int]]],
@@ -62,6 +85,7 @@ def case_metrics(predictor, preprocessor, task, num_segmentation: int, classes: 
     task_view, _ = disagreement_views(task, logits[num_segmentation:], logits[:num_segmentation],
                                       predictor.label_manager.has_regions)
     segmentation = predictor.label_manager.convert_logits_to_segmentation(logits[:num_segmentation]).numpy()
+    task_output = task.activation(logits[num_segmentation:]).numpy()
     result = empty_metrics()
     for channel, (_, labels) in enumerate(classes):
         reference_mask = np.isin(reference[0], labels)
@@ -69,6 +93,8 @@ def case_metrics(predictor, preprocessor, task, num_segmentation: int, classes: 
                                 ('segmentation', np.isin(segmentation, labels))):
             for metric, value in view_metrics(view, reference_mask).items():
                 result[view_name][metric].append(value)
+        for region, value in region_medians(task_output[channel], reference_mask).items():
+            result[TASK_OUTPUT][region].append(value)
     return result
 
 
@@ -103,7 +129,8 @@ def main() -> None:
             for metric, per_class in values.items():
                 totals[view][metric].extend(per_class)
     class_names = [name for name, _ in classes]
-    print(f'{args.m}: {len(cases)} case(s), {type(task).__name__}; mean over cases (10th-90th percentile)')
+    print(f'{args.m}: {len(cases)} case(s), {type(task).__name__}; mean over cases (10th-90th percentile); '
+          f'{TASK_OUTPUT}: its median per region of the reference')
     for scope, index in [('all classes', slice(None))] + [(name, slice(i, None, len(class_names)))
                                                           for i, name in enumerate(class_names)]:
         for view, values in totals.items():
