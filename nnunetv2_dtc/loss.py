@@ -80,7 +80,10 @@ class DTCLoss(nn.Module):
     consistency term all samples. Called with a plain nnU-Net target (validation batches, eval-mode outputs), it is
     exactly `segmentation_loss`. The last training call's unweighted terms are kept in `last_terms` for logging;
     when `measure_gradients_of` holds parameters, that call also puts each weighted term's gradient norm with
-    respect to them into `last_gradient_norms` (gradient_norms.py) and clears `measure_gradients_of`."""
+    respect to them into `last_gradient_norms` (gradient_norms.py) and clears `measure_gradients_of`. When
+    `teacher_auxiliary` holds a teacher network's raw auxiliary channels for the whole batch (ema_teacher.py), that
+    call takes the consistency's task view from them instead of the network's own (so the consistency trains the
+    segmentation only) and clears it."""
 
     def __init__(self, segmentation_loss: nn.Module, num_segmentation_channels: int, has_regions: bool,
                  ignore_label: Optional[int], sdf_weight: float,
@@ -101,6 +104,7 @@ class DTCLoss(nn.Module):
         self.last_terms: Dict[str, torch.Tensor] = {}
         self.measure_gradients_of: Optional[Sequence[nn.Parameter]] = None
         self.last_gradient_norms: Dict[str, float] = {}
+        self.teacher_auxiliary: Optional[torch.Tensor] = None
 
     def forward(self, output, target) -> torch.Tensor:
         if not isinstance(target, DTCTargets):
@@ -112,9 +116,11 @@ class DTCLoss(nn.Module):
         # over both parts so that each part's gradient is written once
         batch_parts = [n, seg_logits.shape[0] - n]
         seg_parts, auxiliary_parts = seg_logits.split(batch_parts), auxiliary.split(batch_parts)
+        viewed_parts = auxiliary_parts if self.teacher_auxiliary is None else \
+            self._taken_teacher_auxiliary(auxiliary.shape).split(batch_parts)
         labeled_consistency, unlabeled_consistency = (
             task_consistency_sum(self.task, aux, seg, self.has_regions) / auxiliary.numel()
-            for aux, seg in zip(auxiliary_parts, seg_parts))
+            for aux, seg in zip(viewed_parts, seg_parts))
         consistency = labeled_consistency + unlabeled_consistency
         if n == 0:
             supervised = level_set_loss = torch.zeros((), device=consistency.device)
@@ -129,6 +135,13 @@ class DTCLoss(nn.Module):
             self.last_gradient_norms = gradient_norms(weighted, self.measure_gradients_of)
             self.measure_gradients_of = None
         return weighted['supervised'] + weighted['sdf'] + weighted['consistency']
+
+    def _taken_teacher_auxiliary(self, shape: torch.Size) -> torch.Tensor:
+        teacher_auxiliary, self.teacher_auxiliary = self.teacher_auxiliary.detach(), None
+        if teacher_auxiliary.shape != shape:
+            raise RuntimeError(f'The teacher gave auxiliary channels of shape {tuple(teacher_auxiliary.shape)} for a '
+                               f'network output of shape {tuple(shape)}: it must see the same batch')
+        return teacher_auxiliary
 
     def _labeled_terms(self, outputs, labeled_seg_logits, labeled_auxiliary, target: DTCTargets, n: int):
         labeled_outputs = [labeled_seg_logits] + [o[:n] for o in outputs[1:]]

@@ -53,6 +53,7 @@ DTC_VARIANTS = (
     ('NegativeBoundarySDF_SoftView', 'SDF target negative on the inner boundary, k = 50 in the level-set view',
      'nnUNetTrainerDTC_NegativeBoundarySDF_SoftView_LabeledOnly'),
     ('BalancedSDF', 'SDF loss with inside and outside weighted equally', 'nnUNetTrainerDTC_BalancedSDF_LabeledOnly'),
+    ('EMATeacher', "level-set view from the network's EMA teacher", 'nnUNetTrainerDTC_EMATeacher_LabeledOnly'),
 )
 
 

@@ -1,0 +1,51 @@
+"""An exponential-moving-average copy of the network (Mean Teacher, Tarvainen & Valpola, NeurIPS 2017), whose
+auxiliary output gives DTC's consistency a second view from a temporal ensemble of the student instead of the
+student itself (nnUNetTrainerDTC_EMATeacher).
+
+The update follows the mean-teacher code the DTC authors' group uses (SSL4MIS, `update_ema_variables`): after each
+optimizer step, teacher = alpha * teacher + (1 - alpha) * student with alpha = min(1 - 1 / (step + 1), decay), so the
+teacher follows the student closely in its first steps. Buffers are copied (nnU-Net's instance norms keep none)."""
+import copy
+
+import torch
+from torch import nn
+
+from nnunetv2_dtc.level_set_head import split_segmentation_and_auxiliary
+
+DEFAULT_EMA_DECAY = 0.99  # SSL4MIS's --ema_decay default (the DTC authors' mean-teacher baselines)
+
+
+def ema_alpha(step: int, decay: float) -> float:
+    """The weight of the old teacher at update number `step` (0 for the first update: the teacher becomes the
+    student)."""
+    return min(1.0 - 1.0 / (step + 1), decay)
+
+
+class EMATeacher:
+    """A frozen copy of `student` kept as an exponential moving average of its parameters."""
+
+    def __init__(self, student: nn.Module, decay: float = DEFAULT_EMA_DECAY):
+        if not 0.0 <= decay < 1.0:
+            raise ValueError(f'EMA decay must lie in [0, 1), got {decay}')
+        self.network = copy.deepcopy(student)
+        for parameter in self.network.parameters():
+            parameter.requires_grad_(False)
+        self.decay = decay
+        self.num_updates = 0
+
+    @torch.no_grad()
+    def update(self, student: nn.Module) -> None:
+        alpha = ema_alpha(self.num_updates, self.decay)
+        for teacher_parameter, student_parameter in zip(self.network.parameters(), student.parameters()):
+            teacher_parameter.mul_(alpha).add_(student_parameter.detach(), alpha=1.0 - alpha)
+        for teacher_buffer, student_buffer in zip(self.network.buffers(), student.buffers()):
+            teacher_buffer.copy_(student_buffer)
+        self.num_updates += 1
+
+    @torch.no_grad()
+    def auxiliary_output(self, data: torch.Tensor, num_segmentation_channels: int) -> torch.Tensor:
+        """The teacher's raw auxiliary channels at full resolution (training mode, so that the head emits them)."""
+        self.network.train()
+        output = self.network(data)
+        full_resolution = output[0] if isinstance(output, (list, tuple)) else output
+        return split_segmentation_and_auxiliary(full_resolution, num_segmentation_channels)[1]

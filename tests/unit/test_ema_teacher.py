@@ -1,0 +1,135 @@
+"""nnUNetTrainerDTC_EMATeacher (issue #14, hypothesis 12): the EMA update by hand, the loss taking its consistency
+view from the teacher's channels, and one real training step of the trainer built from a tiny plan."""
+import numpy as np
+import pytest
+import torch
+
+from helpers.tiny_plans import tiny_plans
+from nnunetv2_dtc.dataloading.batch import DTCTargets
+from nnunetv2_dtc.ema_teacher import EMATeacher, ema_alpha
+from nnunetv2_dtc.loss import DTCLoss
+from nnunetv2_dtc.sdf import compute_sdf
+from nnunetv2_dtc.trainers.nnUNetTrainerDTC_EMATeacher import nnUNetTrainerDTC_EMATeacher, \
+    nnUNetTrainerDTC_EMATeacher_LabeledOnly
+
+K = 1500.0
+DATASET_JSON = {'channel_names': {'0': 'MRI'}, 'labels': {'background': 0, 'a': 1, 'b': 2}, 'numTraining': 2,
+                'file_ending': '.nii.gz'}
+
+
+def test_ema_alpha_starts_at_zero_and_is_capped_by_the_decay():
+    assert [ema_alpha(step, 0.99) for step in range(4)] == [0.0, 0.5, pytest.approx(2 / 3), 0.75]
+    assert ema_alpha(10_000, 0.99) == 0.99
+
+
+def test_ema_teacher_update_by_hand():
+    student = torch.nn.Linear(1, 1, bias=False)
+    teacher = EMATeacher(student, decay=0.6)
+    assert not teacher.network.weight.requires_grad
+    values = [2.0, 4.0, 10.0]
+    expected = []
+    for step, value in enumerate(values):
+        with torch.no_grad():
+            student.weight.fill_(value)
+        teacher.update(student)
+        alpha = min(1 - 1 / (step + 1), 0.6)
+        expected.append(value if step == 0 else alpha * expected[-1] + (1 - alpha) * value)
+        assert teacher.network.weight.item() == pytest.approx(expected[-1])
+    assert expected == pytest.approx([2.0, 3.0, 0.6 * 3.0 + 0.4 * 10.0])
+    assert student.weight.item() == 10.0  # the student is never written
+
+
+def test_ema_decay_outside_zero_one_is_refused():
+    with pytest.raises(ValueError, match='EMA decay must lie in'):
+        EMATeacher(torch.nn.Linear(1, 1), decay=1.0)
+
+
+def test_loss_takes_the_consistency_view_from_the_teacher_and_trains_the_segmentation_only():
+    """One labelled and one unlabelled 1x4 sample, one class. The consistency is
+    mean((sigmoid(-k tanh(teacher)) - p)^2) over both samples; the student's level set gets the SDF loss's gradient
+    only (none on the unlabelled sample); the teacher's channels are used once."""
+    seg_logits = torch.tensor([[[[0.0, 0.0, 0.0, 0.0]], [[2.0, 1.0, -1.0, -2.0]]],
+                               [[[0.0, 0.0, 0.0, 0.0]], [[1.0, 0.0, 0.0, -1.0]]]], requires_grad=True)
+    student_raw = torch.full((2, 1, 1, 4), 0.1, requires_grad=True)
+    teacher_raw = torch.tensor([[[[-1.0, -0.001, 0.001, 1.0]]], [[[-1.0, 1.0, 1.0, 1.0]]]])
+    label = torch.tensor([[[[1, 1, 0, 0]]]]).float()
+    sdf = torch.from_numpy(compute_sdf(label[0, 0].numpy().astype(np.int16), [1]))[None]
+    targets = DTCTargets(label, sdf, torch.tensor([True, False]))
+    loss = DTCLoss(lambda output, target: torch.zeros(()), 2, False, None, 0.3, K)
+    loss.consistency_weight = 1.0
+    loss.teacher_auxiliary = teacher_raw
+    total = loss([torch.cat((seg_logits, student_raw), 1)], targets)
+
+    probabilities = torch.softmax(seg_logits.detach(), 1)[:, 1:]
+    expected = ((torch.sigmoid(-K * torch.tanh(teacher_raw)) - probabilities) ** 2).mean()
+    assert loss.last_terms['consistency_loss'].item() == pytest.approx(expected.item(), rel=1e-6)
+    assert loss.teacher_auxiliary is None
+    total.backward()
+    tanh = torch.tanh(student_raw.detach()[0])
+    torch.testing.assert_close(student_raw.grad[0], 0.3 * 2 * (tanh - sdf[0]) * (1 - tanh ** 2) / 4)
+    assert student_raw.grad[1].abs().max() == 0 and seg_logits.grad[1].abs().max() > 0
+
+    loss.teacher_auxiliary = teacher_raw[:1]
+    with pytest.raises(RuntimeError, match='must see the same batch'):
+        loss([torch.cat((seg_logits, student_raw), 1)], targets)
+
+
+def _trainer(nnunet_env, trainer_class):
+    data_folder = nnunet_env.preprocessed / 'Dataset999_Tiny' / 'nnUNetPlans_3d_fullres'
+    data_folder.mkdir(parents=True, exist_ok=True)
+    (data_folder / 'placeholder.b2nd').touch()
+    trainer = trainer_class({**tiny_plans(num_level_set_channels=2), 'continue_training': False}, 'tiny', 0,
+                            DATASET_JSON, torch.device('cpu'))
+    trainer.initialize()
+    return trainer
+
+
+def _batch(num_labeled: int = 1, num_unlabeled: int = 1) -> dict:
+    generator = torch.Generator().manual_seed(0)
+    label = torch.zeros(num_labeled, 1, 16, 16, 16)
+    label[:, :, 4:10, 4:10, 4:10] = 1
+    label[:, :, 10:13, 4:10, 4:10] = 2
+    sdf = torch.from_numpy(np.stack([compute_sdf(s[0].numpy().astype(np.int16), [1, 2]) for s in label]))
+    return {'data': torch.randn(num_labeled + num_unlabeled, 1, 16, 16, 16, generator=generator),
+            'target': [label, label[:, :, ::2, ::2, ::2], sdf],
+            'is_labeled': torch.tensor([True] * num_labeled + [False] * num_unlabeled), 'keys': []}
+
+
+def _parameters(network):
+    return [p.detach().clone() for p in network.parameters()]
+
+
+def test_ema_teacher_trainer_step_uses_the_teachers_view_then_updates_the_teacher(nnunet_env):
+    torch.manual_seed(0)
+    trainer = _trainer(nnunet_env, nnUNetTrainerDTC_EMATeacher)
+    assert nnUNetTrainerDTC_EMATeacher_LabeledOnly.use_unlabeled_data is False
+    trainer.start_teacher()
+    with torch.no_grad():
+        for parameter in trainer.teacher.network.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    batch = _batch()
+    trainer.network.train()
+    with torch.no_grad():
+        student_output = trainer.network(batch['data'])[0]
+        teacher_output = trainer.teacher.network(batch['data'])[0]
+    probabilities = torch.softmax(student_output[:, :3], 1)[:, 1:]
+
+    def consistency(output):
+        return ((torch.sigmoid(-K * torch.tanh(output[:, 3:])) - probabilities) ** 2).mean().item()
+
+    assert abs(consistency(teacher_output) - consistency(student_output)) > 1e-3
+    teacher_before = _parameters(trainer.teacher.network)
+    trainer.train_step(batch)
+    assert trainer.loss.last_terms['consistency_loss'].item() == pytest.approx(consistency(teacher_output), rel=1e-4)
+    for before, student, teacher in zip(teacher_before, trainer.network.parameters(),
+                                        trainer.teacher.network.parameters()):
+        torch.testing.assert_close(teacher, student.detach())  # the first update copies the student
+        assert not teacher.requires_grad
+    assert any(not torch.equal(b, t) for b, t in zip(teacher_before, trainer.teacher.network.parameters()))
+
+    teacher_before, student_before = _parameters(trainer.teacher.network), _parameters(trainer.network)
+    trainer.train_step(batch)
+    for teacher_old, student, teacher in zip(teacher_before, trainer.network.parameters(),
+                                             trainer.teacher.network.parameters()):
+        torch.testing.assert_close(teacher, 0.5 * teacher_old + 0.5 * student.detach())
+    assert any(not torch.equal(b, s) for b, s in zip(student_before, trainer.network.parameters()))
