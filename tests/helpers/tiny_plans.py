@@ -1,6 +1,9 @@
-"""A small but real nnU-Net plans dict (PlainConvUNet or ResEnc, 2D or 3D) for unit tests that need no dataset."""
+"""A small but real nnU-Net plans dict (PlainConvUNet or ResEnc, 2D or 3D) for unit tests that need no dataset, and a
+DTC trainer built from it."""
 import copy
+from pathlib import Path
 
+import torch
 from nnunetv2.utilities.plans_handling.plans_handler import PlansManager
 
 from nnunetv2_dtc.level_set_head import record_level_set_channels
@@ -56,3 +59,17 @@ def tiny_plans(dimension: int = 3, residual: bool = False, num_level_set_channel
 
 def tiny_plans_manager(**kwargs) -> PlansManager:
     return PlansManager(tiny_plans(**kwargs))
+
+
+TINY_DATASET_JSON = {'channel_names': {'0': 'MRI'}, 'labels': {'background': 0, 'a': 1, 'b': 2}, 'numTraining': 2,
+                     'file_ending': '.nii.gz'}
+
+
+def tiny_trainer(preprocessed: Path, trainer_class):
+    """`trainer_class` (not initialised) on the tiny plan and TINY_DATASET_JSON, on the CPU. initialize() infers
+    nnU-Net's dataset class from the preprocessed folder's file ending, so a placeholder file is put there."""
+    data_folder = preprocessed / 'Dataset999_Tiny' / 'nnUNetPlans_3d_fullres'
+    data_folder.mkdir(parents=True, exist_ok=True)
+    (data_folder / 'placeholder.b2nd').touch()
+    return trainer_class({**tiny_plans(), 'continue_training': False}, 'tiny', 0, TINY_DATASET_JSON,
+                         torch.device('cpu'))

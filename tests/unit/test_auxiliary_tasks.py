@@ -10,7 +10,7 @@ from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 
-from helpers.tiny_plans import tiny_plans, tiny_plans_manager
+from helpers.tiny_plans import tiny_plans_manager, tiny_trainer
 from nnunetv2_dtc.auxiliary_tasks.boundary import BoundaryTask, boundary_band, class_balanced_bce, soft_boundary
 from nnunetv2_dtc.auxiliary_tasks.level_set import LevelSetTask
 from nnunetv2_dtc.dataloading.batch import DTCTargets
@@ -22,9 +22,6 @@ from nnunetv2_dtc.trainers.nnUNetTrainerDTCBoundary import nnUNetTrainerDTCBound
     nnUNetTrainerDTCBoundary_LabeledOnly
 
 K = 1500.0
-DATASET_JSON = {'channel_names': {'0': 'MRI'}, 'labels': {'background': 0, 'a': 1, 'b': 2}, 'numTraining': 2,
-                'file_ending': '.nii.gz'}
-
 
 def brute_force_band(segmentation: np.ndarray, entry, width: int) -> np.ndarray:
     """1 where the window of half-width `width` around a voxel (clipped to the image) holds both the class and
@@ -178,10 +175,7 @@ def test_masking_absent_classes_is_refused_for_a_task_whose_zero_target_is_not_a
 
 
 def _trainer(nnunet_env, trainer_class):
-    data_folder = nnunet_env.preprocessed / 'Dataset999_Tiny' / 'nnUNetPlans_3d_fullres'
-    data_folder.mkdir(parents=True, exist_ok=True)
-    (data_folder / 'placeholder.b2nd').touch()
-    return trainer_class({**tiny_plans(), 'continue_training': False}, 'tiny', 0, DATASET_JSON, torch.device('cpu'))
+    return tiny_trainer(nnunet_env.preprocessed, trainer_class)
 
 
 def test_boundary_trainers_train_the_boundary_task(nnunet_env):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from helpers.tiny_plans import tiny_plans
+from helpers.tiny_plans import tiny_trainer
 from nnunetv2_dtc.dataloading.batch import DTCTargets
 from nnunetv2_dtc.ema_teacher import EMATeacher, ema_alpha
 from nnunetv2_dtc.loss import DTCLoss
@@ -13,9 +13,6 @@ from nnunetv2_dtc.trainers.nnUNetTrainerDTC_EMATeacher import nnUNetTrainerDTC_E
     nnUNetTrainerDTC_EMATeacher_LabeledOnly
 
 K = 1500.0
-DATASET_JSON = {'channel_names': {'0': 'MRI'}, 'labels': {'background': 0, 'a': 1, 'b': 2}, 'numTraining': 2,
-                'file_ending': '.nii.gz'}
-
 
 def test_ema_alpha_starts_at_zero_and_is_capped_by_the_decay():
     assert [ema_alpha(step, 0.99) for step in range(4)] == [0.0, 0.5, pytest.approx(2 / 3), 0.75]
@@ -75,11 +72,7 @@ def test_loss_takes_the_consistency_view_from_the_teacher_and_trains_the_segment
 
 
 def _trainer(nnunet_env, trainer_class):
-    data_folder = nnunet_env.preprocessed / 'Dataset999_Tiny' / 'nnUNetPlans_3d_fullres'
-    data_folder.mkdir(parents=True, exist_ok=True)
-    (data_folder / 'placeholder.b2nd').touch()
-    trainer = trainer_class({**tiny_plans(num_level_set_channels=2), 'continue_training': False}, 'tiny', 0,
-                            DATASET_JSON, torch.device('cpu'))
+    trainer = tiny_trainer(nnunet_env.preprocessed, trainer_class)
     trainer.initialize()
     return trainer
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from nnunetv2.training.nnUNetTrainer.nnUNetTrainer import nnUNetTrainer
 
-from helpers.tiny_plans import tiny_plans
+from helpers.tiny_plans import tiny_trainer
 from nnunetv2_dtc.dataloading.batch import DTCTargets
 from nnunetv2_dtc.dataloading.mixed_loader import split_global_batch_size
 from nnunetv2_dtc.loss import DTCLoss
@@ -14,16 +14,9 @@ from nnunetv2_dtc.sdf import compute_sdf
 from nnunetv2_dtc.trainers import nnUNetTrainerDTC_Xepochs as named_schedules
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC import nnUNetTrainerDTC
 
-DATASET_JSON = {'channel_names': {'0': 'MRI'}, 'labels': {'background': 0, 'a': 1, 'b': 2}, 'numTraining': 2,
-                'file_ending': '.nii.gz'}
-
 
 def _trainer(nnunet_env, trainer_class=nnUNetTrainerDTC):
-    # initialize() infers nnU-Net's dataset class from the preprocessed folder's file ending
-    data_folder = nnunet_env.preprocessed / 'Dataset999_Tiny' / 'nnUNetPlans_3d_fullres'
-    data_folder.mkdir(parents=True, exist_ok=True)
-    (data_folder / 'placeholder.b2nd').touch()
-    return trainer_class({**tiny_plans(), 'continue_training': False}, 'tiny', 0, DATASET_JSON, torch.device('cpu'))
+    return tiny_trainer(nnunet_env.preprocessed, trainer_class)
 
 
 class _NegativeBeta(nnUNetTrainerDTC):

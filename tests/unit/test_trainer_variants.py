@@ -9,7 +9,7 @@ from nnunetv2.training.loss.compound_losses import DC_and_CE_loss
 from nnunetv2.training.loss.deep_supervision import DeepSupervisionWrapper
 from nnunetv2.training.loss.dice import MemoryEfficientSoftDiceLoss
 
-from helpers.tiny_plans import tiny_plans, tiny_plans_manager
+from helpers.tiny_plans import tiny_plans_manager, tiny_trainer
 from nnunetv2_dtc.auxiliary_tasks.level_set import LevelSetTeacherTask, class_balanced_sdf_loss
 from nnunetv2_dtc.dataloading.batch import DTCTargets
 from nnunetv2_dtc.gradient_norms import gradient_norms
@@ -38,15 +38,9 @@ from nnunetv2_dtc.trainers.nnUNetTrainerDTC_ShortRamp import nnUNetTrainerDTC_Sh
     nnUNetTrainerDTC_ShortRamp_LabeledOnly
 
 K = 1500.0
-DATASET_JSON = {'channel_names': {'0': 'MRI'}, 'labels': {'background': 0, 'a': 1, 'b': 2}, 'numTraining': 2,
-                'file_ending': '.nii.gz'}
-
 
 def _trainer(nnunet_env, trainer_class):
-    data_folder = nnunet_env.preprocessed / 'Dataset999_Tiny' / 'nnUNetPlans_3d_fullres'
-    data_folder.mkdir(parents=True, exist_ok=True)
-    (data_folder / 'placeholder.b2nd').touch()
-    return trainer_class({**tiny_plans(), 'continue_training': False}, 'tiny', 0, DATASET_JSON, torch.device('cpu'))
+    return tiny_trainer(nnunet_env.preprocessed, trainer_class)
 
 
 def _dice_ce():
