@@ -1,7 +1,7 @@
 """DTC's loss (Luo et al., AAAI 2021; official code train_la_dtc.py): nnU-Net's own (deep-supervision) segmentation
 loss on the labelled samples, plus the auxiliary task's supervised loss on them (the level-set regression in DTC),
 plus the dual-task consistency on all samples weighted by the ramp-up lambda(t)."""
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import torch
@@ -83,7 +83,8 @@ class DTCLoss(nn.Module):
     respect to them into `last_gradient_norms` (gradient_norms.py) and clears `measure_gradients_of`. When
     `teacher_auxiliary` holds a teacher network's raw auxiliary channels for the whole batch (ema_teacher.py), that
     call takes the consistency's task view from them instead of the network's own (so the consistency trains the
-    segmentation only) and clears it."""
+    segmentation only) and clears it; with `teacher_views_labeled` False the teacher's channels cover the unlabelled
+    samples only, and the labelled ones keep the network's own view (and its gradient), as in plain DTC."""
 
     def __init__(self, segmentation_loss: nn.Module, num_segmentation_channels: int, has_regions: bool,
                  ignore_label: Optional[int], sdf_weight: float,
@@ -105,6 +106,7 @@ class DTCLoss(nn.Module):
         self.measure_gradients_of: Optional[Sequence[nn.Parameter]] = None
         self.last_gradient_norms: Dict[str, float] = {}
         self.teacher_auxiliary: Optional[torch.Tensor] = None
+        self.teacher_views_labeled = True
 
     def forward(self, output, target) -> torch.Tensor:
         if not isinstance(target, DTCTargets):
@@ -116,8 +118,7 @@ class DTCLoss(nn.Module):
         # over both parts so that each part's gradient is written once
         batch_parts = [n, seg_logits.shape[0] - n]
         seg_parts, auxiliary_parts = seg_logits.split(batch_parts), auxiliary.split(batch_parts)
-        viewed_parts = auxiliary_parts if self.teacher_auxiliary is None else \
-            self._taken_teacher_auxiliary(auxiliary.shape).split(batch_parts)
+        viewed_parts = self._viewed_auxiliary_parts(auxiliary, auxiliary_parts, batch_parts)
         labeled_consistency, unlabeled_consistency = (
             task_consistency_sum(self.task, aux, seg, self.has_regions) / auxiliary.numel()
             for aux, seg in zip(viewed_parts, seg_parts))
@@ -135,6 +136,15 @@ class DTCLoss(nn.Module):
             self.last_gradient_norms = gradient_norms(weighted, self.measure_gradients_of)
             self.measure_gradients_of = None
         return weighted['supervised'] + weighted['sdf'] + weighted['consistency']
+
+    def _viewed_auxiliary_parts(self, auxiliary: torch.Tensor, auxiliary_parts: Sequence[torch.Tensor],
+                                batch_parts: List[int]) -> Sequence[torch.Tensor]:
+        """The labelled and unlabelled auxiliary channels the consistency's task view is taken from."""
+        if self.teacher_auxiliary is None:
+            return auxiliary_parts
+        if self.teacher_views_labeled:
+            return self._taken_teacher_auxiliary(auxiliary.shape).split(batch_parts)
+        return auxiliary_parts[0], self._taken_teacher_auxiliary(auxiliary_parts[1].shape)
 
     def _taken_teacher_auxiliary(self, shape: torch.Size) -> torch.Tensor:
         teacher_auxiliary, self.teacher_auxiliary = self.teacher_auxiliary.detach(), None

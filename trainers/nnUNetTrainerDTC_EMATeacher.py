@@ -38,12 +38,19 @@ class nnUNetTrainerDTC_EMATeacher(nnUNetTrainerDTC):
 
     def train_step(self, batch: dict) -> dict:
         data = batch['data'].to(self.device, non_blocking=True)
-        # nnUNetTrainer.train_step's autocast rule: only on CUDA
-        with autocast(self.device.type, enabled=True) if self.device.type == 'cuda' else dummy_context():
-            self.loss.teacher_auxiliary = self.teacher.auxiliary_output(data, self.label_manager.num_segmentation_heads)
+        teacher_input = self.teacher_input(data, batch['is_labeled'])
+        if teacher_input.shape[0] > 0:
+            # nnUNetTrainer.train_step's autocast rule: only on CUDA
+            with autocast(self.device.type, enabled=True) if self.device.type == 'cuda' else dummy_context():
+                self.loss.teacher_auxiliary = self.teacher.auxiliary_output(teacher_input,
+                                                                            self.label_manager.num_segmentation_heads)
         result = super().train_step({**batch, 'data': data})
         self.teacher.update(self._unwrapped_network())
         return result
+
+    def teacher_input(self, data: torch.Tensor, is_labeled: torch.Tensor) -> torch.Tensor:
+        """The samples the teacher gives the consistency's view of: all of them."""
+        return data
 
 
 class nnUNetTrainerDTC_EMATeacher_LabeledOnly(nnUNetTrainerDTC_EMATeacher):

@@ -138,6 +138,7 @@ def test_trainer_dir_check_says_what_to_export(trained):
     assert sorted(p.name for p in Path(printed).glob('*.py') if p.name != '__init__.py') == \
         ['nnUNetTrainerDTC.py', 'nnUNetTrainerDTCBoundary.py', 'nnUNetTrainerDTC_BalancedSDF.py',
          'nnUNetTrainerDTC_DiceOnly.py', 'nnUNetTrainerDTC_EMATeacher.py',
+         'nnUNetTrainerDTC_EMATeacherOnUnlabeled.py',
          'nnUNetTrainerDTC_LabeledOnly.py', 'nnUNetTrainerDTC_LevelSetTeacher.py', 'nnUNetTrainerDTC_MaskedSDF.py',
          'nnUNetTrainerDTC_MaskedSDF_LevelSetTeacher.py', 'nnUNetTrainerDTC_MaskedSDF_LevelSetTeacher_Lambda30.py',
          'nnUNetTrainerDTC_MoreUnlabeled.py', 'nnUNetTrainerDTC_NegativeBoundarySDF.py',

@@ -1,5 +1,6 @@
-"""nnUNetTrainerDTC_EMATeacher (issue #14, hypothesis 12): the EMA update by hand, the loss taking its consistency
-view from the teacher's channels, and one real training step of the trainer built from a tiny plan."""
+"""nnUNetTrainerDTC_EMATeacher (issue #14, hypothesis 12) and nnUNetTrainerDTC_EMATeacherOnUnlabeled (hypothesis 13):
+the EMA update by hand, the loss taking its consistency view from the teacher's channels (of the whole batch, or of
+its unlabelled samples only), and real training steps of the trainers built from a tiny plan."""
 import numpy as np
 import pytest
 import torch
@@ -11,6 +12,7 @@ from nnunetv2_dtc.loss import DTCLoss
 from nnunetv2_dtc.sdf import compute_sdf
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC_EMATeacher import nnUNetTrainerDTC_EMATeacher, \
     nnUNetTrainerDTC_EMATeacher_LabeledOnly
+from nnunetv2_dtc.trainers.nnUNetTrainerDTC_EMATeacherOnUnlabeled import nnUNetTrainerDTC_EMATeacherOnUnlabeled
 
 K = 1500.0
 
@@ -71,6 +73,38 @@ def test_loss_takes_the_consistency_view_from_the_teacher_and_trains_the_segment
         loss([torch.cat((seg_logits, student_raw), 1)], targets)
 
 
+def test_loss_takes_the_teachers_view_of_the_unlabelled_samples_only_when_told():
+    """The same two samples: the labelled one's consistency uses the student's own level set (with its gradient, as
+    plain DTC), the unlabelled one's the teacher's channels, which then cover that sample only."""
+    seg_logits = torch.tensor([[[[0.0, 0.0, 0.0, 0.0]], [[2.0, 1.0, -1.0, -2.0]]],
+                               [[[0.0, 0.0, 0.0, 0.0]], [[1.0, 0.0, 0.0, -1.0]]]], requires_grad=True)
+    student_raw = torch.tensor([[[[-0.001, -0.0005, 0.0005, 0.001]]], [[[0.1, 0.1, 0.1, 0.1]]]], requires_grad=True)
+    teacher_raw = torch.tensor([[[[-1.0, 1.0, 1.0, 1.0]]]])
+    label = torch.tensor([[[[1, 1, 0, 0]]]]).float()
+    sdf = torch.from_numpy(compute_sdf(label[0, 0].numpy().astype(np.int16), [1]))[None]
+    targets = DTCTargets(label, sdf, torch.tensor([True, False]))
+    loss = DTCLoss(lambda output, target: torch.zeros(()), 2, False, None, 0.3, K)
+    loss.consistency_weight = 1.0
+    loss.teacher_views_labeled = False
+    loss.teacher_auxiliary = teacher_raw
+    total = loss([torch.cat((seg_logits, student_raw), 1)], targets)
+
+    probabilities = torch.softmax(seg_logits.detach(), 1)[:, 1:]
+    views = torch.cat((torch.tanh(student_raw.detach()[:1]), torch.tanh(teacher_raw)))
+    expected = ((torch.sigmoid(-K * views) - probabilities) ** 2).mean()
+    assert loss.last_terms['consistency_loss'].item() == pytest.approx(expected.item(), rel=1e-6)
+    assert loss.teacher_auxiliary is None
+    total.backward()
+    tanh = torch.tanh(student_raw.detach()[0])
+    sdf_gradient_alone = 0.3 * 2 * (tanh - sdf[0]) * (1 - tanh ** 2) / 4
+    assert (student_raw.grad[0] - sdf_gradient_alone).abs().max() > 1e-3  # the consistency reaches the level set
+    assert student_raw.grad[1].abs().max() == 0 and seg_logits.grad[1].abs().max() > 0
+
+    loss.teacher_auxiliary = torch.cat((teacher_raw, teacher_raw))
+    with pytest.raises(RuntimeError, match='must see the same batch'):
+        loss([torch.cat((seg_logits, student_raw), 1)], targets)
+
+
 def _trainer(nnunet_env, trainer_class):
     trainer = tiny_trainer(nnunet_env.preprocessed, trainer_class)
     trainer.initialize()
@@ -126,3 +160,27 @@ def test_ema_teacher_trainer_step_uses_the_teachers_view_then_updates_the_teache
                                              trainer.teacher.network.parameters()):
         torch.testing.assert_close(teacher, 0.5 * teacher_old + 0.5 * student.detach())
     assert any(not torch.equal(b, s) for b, s in zip(student_before, trainer.network.parameters()))
+
+
+def test_teacher_on_unlabelled_trainer_step_views_unlabelled_patches_through_the_teacher(nnunet_env):
+    torch.manual_seed(0)
+    trainer = _trainer(nnunet_env, nnUNetTrainerDTC_EMATeacherOnUnlabeled)
+    trainer.start_teacher()
+    with torch.no_grad():
+        for parameter in trainer.teacher.network.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    batch = _batch(num_labeled=1, num_unlabeled=1)
+    assert torch.equal(trainer.teacher_input(batch['data'], batch['is_labeled']), batch['data'][1:])
+    trainer.network.train()
+    with torch.no_grad():
+        student_output = trainer.network(batch['data'])[0]
+        teacher_output = trainer.teacher.network(batch['data'][1:])[0]
+    probabilities = torch.softmax(student_output[:, :3], 1)[:, 1:]
+    level_sets = {'student': student_output[:, 3:], 'mixed': torch.cat((student_output[:1, 3:], teacher_output[:, 3:]))}
+    consistency = {name: ((torch.sigmoid(-K * torch.tanh(ls)) - probabilities) ** 2).mean().item()
+                   for name, ls in level_sets.items()}
+    assert abs(consistency['mixed'] - consistency['student']) > 1e-3
+    trainer.train_step(batch)
+    assert trainer.loss.last_terms['consistency_loss'].item() == pytest.approx(consistency['mixed'], rel=1e-4)
+    for student, teacher in zip(trainer.network.parameters(), trainer.teacher.network.parameters()):
+        torch.testing.assert_close(teacher, student.detach())  # the first update copies the student
