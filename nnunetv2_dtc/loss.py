@@ -119,9 +119,8 @@ class DTCLoss(nn.Module):
         batch_parts = [n, seg_logits.shape[0] - n]
         seg_parts, auxiliary_parts = seg_logits.split(batch_parts), auxiliary.split(batch_parts)
         viewed_parts = self._viewed_auxiliary_parts(auxiliary, auxiliary_parts, batch_parts)
-        labeled_consistency, unlabeled_consistency = (
-            task_consistency_sum(self.task, aux, seg, self.has_regions) / auxiliary.numel()
-            for aux, seg in zip(viewed_parts, seg_parts))
+        labeled_consistency, unlabeled_consistency = self._consistency_parts(outputs, viewed_parts, seg_parts,
+                                                                             batch_parts)
         consistency = labeled_consistency + unlabeled_consistency
         if n == 0:
             supervised = level_set_loss = torch.zeros((), device=consistency.device)
@@ -136,6 +135,14 @@ class DTCLoss(nn.Module):
             self.last_gradient_norms = gradient_norms(weighted, self.measure_gradients_of)
             self.measure_gradients_of = None
         return weighted['supervised'] + weighted['sdf'] + weighted['consistency']
+
+    def _consistency_parts(self, outputs: Sequence[torch.Tensor], viewed_parts: Sequence[torch.Tensor],
+                           seg_parts: Sequence[torch.Tensor], batch_parts: List[int]) -> List[torch.Tensor]:
+        """The consistency's labelled and unlabelled sums at full resolution, each divided by the batch's number of
+        auxiliary elements, so that the two add up to the batch mean."""
+        num_elements = sum(part.numel() for part in viewed_parts)
+        return [task_consistency_sum(self.task, aux, seg, self.has_regions) / num_elements
+                for aux, seg in zip(viewed_parts, seg_parts)]
 
     def _viewed_auxiliary_parts(self, auxiliary: torch.Tensor, auxiliary_parts: Sequence[torch.Tensor],
                                 batch_parts: List[int]) -> Sequence[torch.Tensor]:

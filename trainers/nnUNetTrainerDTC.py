@@ -59,6 +59,8 @@ class nnUNetTrainerDTC(nnUNetTrainer):
     sdf_zero_inner_boundary: bool = True
     # True weighs each class's inside and outside voxels equally in the SDF loss (DTC: plain MSE over all voxels)
     sdf_loss_class_balanced: bool = False
+    # the loss; its subclasses change where the consistency applies (e.g. MultiScaleConsistencyDTCLoss)
+    dtc_loss_class: type = DTCLoss
     # gradient norm of each weighted loss term, measured on the first training step of every epoch (gradient_norms.py)
     log_gradient_norms: bool = True
 
@@ -102,9 +104,9 @@ class nnUNetTrainerDTC(nnUNetTrainer):
 
     def _build_loss(self):
         lm = self.label_manager
-        return DTCLoss(super()._build_loss(), lm.num_segmentation_heads, lm.has_regions, lm.ignore_label,
-                       self.sdf_loss_weight, mask_absent_classes=self.mask_absent_classes_in_sdf_loss,
-                       task=self.build_auxiliary_task())
+        return self.dtc_loss_class(super()._build_loss(), lm.num_segmentation_heads, lm.has_regions, lm.ignore_label,
+                                   self.sdf_loss_weight, mask_absent_classes=self.mask_absent_classes_in_sdf_loss,
+                                   task=self.build_auxiliary_task())
 
     def consistency_weight_at(self, iteration: int) -> float:
         rampup_iterations = self.consistency_rampup_fraction * self.num_epochs * self.num_iterations_per_epoch

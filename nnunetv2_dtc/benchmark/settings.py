@@ -54,6 +54,8 @@ DTC_VARIANTS = (
      'nnUNetTrainerDTC_NegativeBoundarySDF_SoftView_LabeledOnly'),
     ('BalancedSDF', 'SDF loss with inside and outside weighted equally', 'nnUNetTrainerDTC_BalancedSDF_LabeledOnly'),
     ('EMATeacher', "level-set view from the network's EMA teacher", 'nnUNetTrainerDTC_EMATeacher_LabeledOnly'),
+    ('MultiScaleConsistency', 'consistency at every deep-supervision scale',
+     'nnUNetTrainerDTC_MultiScaleConsistency_LabeledOnly'),
     ('EMATeacherOnUnlabeled', "level-set view of unlabelled patches from the network's EMA teacher",
      LABELED_ONLY_TRAINER),
 )
