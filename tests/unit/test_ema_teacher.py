@@ -43,19 +43,25 @@ def test_ema_decay_outside_zero_one_is_refused():
         EMATeacher(torch.nn.Linear(1, 1), decay=1.0)
 
 
+def _one_labelled_one_unlabelled():
+    """Segmentation logits of one labelled and one unlabelled 1x4 sample (one class), the labelled one's SDF target,
+    its DTCTargets, and a DTCLoss (beta 0.3, lambda 1) whose supervised term is 0."""
+    seg_logits = torch.tensor([[[[0.0, 0.0, 0.0, 0.0]], [[2.0, 1.0, -1.0, -2.0]]],
+                               [[[0.0, 0.0, 0.0, 0.0]], [[1.0, 0.0, 0.0, -1.0]]]], requires_grad=True)
+    label = torch.tensor([[[[1, 1, 0, 0]]]]).float()
+    sdf = torch.from_numpy(compute_sdf(label[0, 0].numpy().astype(np.int16), [1]))[None]
+    loss = DTCLoss(lambda output, target: torch.zeros(()), 2, False, None, 0.3, K)
+    loss.consistency_weight = 1.0
+    return seg_logits, sdf, DTCTargets(label, sdf, torch.tensor([True, False])), loss
+
+
 def test_loss_takes_the_consistency_view_from_the_teacher_and_trains_the_segmentation_only():
     """One labelled and one unlabelled 1x4 sample, one class. The consistency is
     mean((sigmoid(-k tanh(teacher)) - p)^2) over both samples; the student's level set gets the SDF loss's gradient
     only (none on the unlabelled sample); the teacher's channels are used once."""
-    seg_logits = torch.tensor([[[[0.0, 0.0, 0.0, 0.0]], [[2.0, 1.0, -1.0, -2.0]]],
-                               [[[0.0, 0.0, 0.0, 0.0]], [[1.0, 0.0, 0.0, -1.0]]]], requires_grad=True)
+    seg_logits, sdf, targets, loss = _one_labelled_one_unlabelled()
     student_raw = torch.full((2, 1, 1, 4), 0.1, requires_grad=True)
     teacher_raw = torch.tensor([[[[-1.0, -0.001, 0.001, 1.0]]], [[[-1.0, 1.0, 1.0, 1.0]]]])
-    label = torch.tensor([[[[1, 1, 0, 0]]]]).float()
-    sdf = torch.from_numpy(compute_sdf(label[0, 0].numpy().astype(np.int16), [1]))[None]
-    targets = DTCTargets(label, sdf, torch.tensor([True, False]))
-    loss = DTCLoss(lambda output, target: torch.zeros(()), 2, False, None, 0.3, K)
-    loss.consistency_weight = 1.0
     loss.teacher_auxiliary = teacher_raw
     total = loss([torch.cat((seg_logits, student_raw), 1)], targets)
 
@@ -76,15 +82,9 @@ def test_loss_takes_the_consistency_view_from_the_teacher_and_trains_the_segment
 def test_loss_takes_the_teachers_view_of_the_unlabelled_samples_only_when_told():
     """The same two samples: the labelled one's consistency uses the student's own level set (with its gradient, as
     plain DTC), the unlabelled one's the teacher's channels, which then cover that sample only."""
-    seg_logits = torch.tensor([[[[0.0, 0.0, 0.0, 0.0]], [[2.0, 1.0, -1.0, -2.0]]],
-                               [[[0.0, 0.0, 0.0, 0.0]], [[1.0, 0.0, 0.0, -1.0]]]], requires_grad=True)
+    seg_logits, sdf, targets, loss = _one_labelled_one_unlabelled()
     student_raw = torch.tensor([[[[-0.001, -0.0005, 0.0005, 0.001]]], [[[0.1, 0.1, 0.1, 0.1]]]], requires_grad=True)
     teacher_raw = torch.tensor([[[[-1.0, 1.0, 1.0, 1.0]]]])
-    label = torch.tensor([[[[1, 1, 0, 0]]]]).float()
-    sdf = torch.from_numpy(compute_sdf(label[0, 0].numpy().astype(np.int16), [1]))[None]
-    targets = DTCTargets(label, sdf, torch.tensor([True, False]))
-    loss = DTCLoss(lambda output, target: torch.zeros(()), 2, False, None, 0.3, K)
-    loss.consistency_weight = 1.0
     loss.teacher_views_labeled = False
     loss.teacher_auxiliary = teacher_raw
     total = loss([torch.cat((seg_logits, student_raw), 1)], targets)
