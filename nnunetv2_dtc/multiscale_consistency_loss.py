@@ -47,19 +47,20 @@ class MultiScaleConsistencyDTCLoss(DTCLoss):
                                f'weights: is deep supervision enabled?')
         num_auxiliary_channels = viewed_parts[0].shape[1]
         with torch.autocast(viewed_parts[0].device.type, enabled=False):
-            level_set_views = [
-                self.task.consistency_views(aux, foreground_probabilities(seg.float(), self.has_regions))[0]
-                for aux, seg in zip(viewed_parts, seg_parts)]
+            full_resolution_probabilities = [foreground_probabilities(seg.float(), self.has_regions)
+                                             for seg in seg_parts]
+            level_set_views = [self.task.consistency_views(aux, probabilities)[0]
+                               for aux, probabilities in zip(viewed_parts, full_resolution_probabilities)]
             parts = [torch.zeros((), device=viewed_parts[0].device) for _ in batch_parts]
             for scale, (weight, output) in enumerate(zip(self.scale_weights, outputs)):
                 if weight == 0:
                     continue
-                seg_at_scale = seg_parts if scale == 0 else output.split(batch_parts)
                 num_elements = sum(batch_parts) * num_auxiliary_channels * output.shape[2:].numel()
-                for i, (view, seg) in enumerate(zip(level_set_views, seg_at_scale)):
-                    if seg.shape[0] == 0:
+                probabilities_at_scale = full_resolution_probabilities if scale == 0 else \
+                    [foreground_probabilities(seg.float(), self.has_regions) for seg in output.split(batch_parts)]
+                for i, (view, probabilities) in enumerate(zip(level_set_views, probabilities_at_scale)):
+                    if probabilities.shape[0] == 0:
                         continue
-                    probabilities = foreground_probabilities(seg.float(), self.has_regions)
                     squared_error = (view_at_scale(view, probabilities.shape[2:]) - probabilities) ** 2
                     parts[i] = parts[i] + weight * squared_error.sum() / num_elements
         return parts
