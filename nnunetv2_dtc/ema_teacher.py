@@ -13,12 +13,23 @@ from torch import nn
 from nnunetv2_dtc.level_set_head import split_segmentation_and_auxiliary
 
 DEFAULT_EMA_DECAY = 0.99  # SSL4MIS's --ema_decay default (the DTC authors' mean-teacher baselines)
+# SSL4MIS's mean-teacher and uncertainty-aware mean-teacher scripts perturb the teacher's input with
+# clamp(randn * 0.1, -0.2, 0.2) (on z-score normalised images, as nnU-Net's MRI normalisation gives)
+DEFAULT_TEACHER_INPUT_NOISE_STD = 0.1
+DEFAULT_TEACHER_INPUT_NOISE_CLIP = 0.2
 
 
 def ema_alpha(step: int, decay: float) -> float:
     """The weight of the old teacher at update number `step` (0 for the first update: the teacher becomes the
     student)."""
     return min(1.0 - 1.0 / (step + 1), decay)
+
+
+def with_clipped_gaussian_noise(data: torch.Tensor, std: float, clip: float) -> torch.Tensor:
+    """data + clamp(N(0, std^2), -clip, clip), voxel by voxel (SSL4MIS's teacher-input perturbation)."""
+    if std < 0 or clip < 0:
+        raise ValueError(f'noise std and clip must be >= 0, got std {std}, clip {clip}')
+    return data + torch.clamp(torch.randn_like(data) * std, -clip, clip)
 
 
 class EMATeacher:

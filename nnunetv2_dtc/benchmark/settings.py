@@ -58,6 +58,8 @@ DTC_VARIANTS = (
      'nnUNetTrainerDTC_MultiScaleConsistency_LabeledOnly'),
     ('EMATeacherOnUnlabeled', "level-set view of unlabelled patches from the network's EMA teacher",
      LABELED_ONLY_TRAINER),
+    ('NoisyEMATeacher', "level-set view of unlabelled patches from the EMA teacher on a noisy copy",
+     LABELED_ONLY_TRAINER),
 )
 
 

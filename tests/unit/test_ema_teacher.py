@@ -1,18 +1,22 @@
-"""nnUNetTrainerDTC_EMATeacher (issue #14, hypothesis 12) and nnUNetTrainerDTC_EMATeacherOnUnlabeled (hypothesis 13):
-the EMA update by hand, the loss taking its consistency view from the teacher's channels (of the whole batch, or of
-its unlabelled samples only), and real training steps of the trainers built from a tiny plan."""
+"""nnUNetTrainerDTC_EMATeacher (issue #14, hypothesis 12), nnUNetTrainerDTC_EMATeacherOnUnlabeled (hypothesis 13)
+and nnUNetTrainerDTC_NoisyEMATeacher (hypothesis 14): the EMA update by hand, the teacher-input noise's distribution,
+the loss taking its consistency view from the teacher's channels (of the whole batch, or of its unlabelled samples
+only), and real training steps of the trainers built from a tiny plan."""
+import math
+
 import numpy as np
 import pytest
 import torch
 
 from helpers.tiny_plans import tiny_trainer
 from nnunetv2_dtc.dataloading.batch import DTCTargets
-from nnunetv2_dtc.ema_teacher import EMATeacher, ema_alpha
+from nnunetv2_dtc.ema_teacher import EMATeacher, ema_alpha, with_clipped_gaussian_noise
 from nnunetv2_dtc.loss import DTCLoss
 from nnunetv2_dtc.sdf import compute_sdf
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC_EMATeacher import nnUNetTrainerDTC_EMATeacher, \
     nnUNetTrainerDTC_EMATeacher_LabeledOnly
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC_EMATeacherOnUnlabeled import nnUNetTrainerDTC_EMATeacherOnUnlabeled
+from nnunetv2_dtc.trainers.nnUNetTrainerDTC_NoisyEMATeacher import nnUNetTrainerDTC_NoisyEMATeacher
 
 K = 1500.0
 
@@ -41,6 +45,20 @@ def test_ema_teacher_update_by_hand():
 def test_ema_decay_outside_zero_one_is_refused():
     with pytest.raises(ValueError, match='EMA decay must lie in'):
         EMATeacher(torch.nn.Linear(1, 1), decay=1.0)
+
+
+def test_clipped_gaussian_noise_has_the_asked_spread_and_never_exceeds_the_clip():
+    """Against the normal distribution: with std 0.1 and clip 0.2 a voxel is clipped with probability
+    P(|z| > 2) = erfc(2 / sqrt(2)) = 0.0455, and without a clip the noise's standard deviation is 0.1."""
+    torch.manual_seed(0)
+    data = torch.linspace(-3, 3, 1_000_000).reshape(100, 100, 100)
+    noise = with_clipped_gaussian_noise(data, 0.1, 0.2) - data
+    assert noise.abs().max() <= 0.2 + 1e-6
+    assert (noise.abs() > 0.2 - 1e-6).float().mean().item() == pytest.approx(math.erfc(2 / math.sqrt(2)), abs=2e-3)
+    assert (with_clipped_gaussian_noise(data, 0.1, 10.0) - data).std().item() == pytest.approx(0.1, rel=0.01)
+    assert torch.equal(with_clipped_gaussian_noise(data, 0.0, 0.2), data)
+    with pytest.raises(ValueError, match='noise std and clip must be >= 0'):
+        with_clipped_gaussian_noise(data, -0.1, 0.2)
 
 
 def _one_labelled_one_unlabelled():
@@ -184,3 +202,29 @@ def test_teacher_on_unlabelled_trainer_step_views_unlabelled_patches_through_the
     assert trainer.loss.last_terms['consistency_loss'].item() == pytest.approx(consistency['mixed'], rel=1e-4)
     for student, teacher in zip(trainer.network.parameters(), trainer.teacher.network.parameters()):
         torch.testing.assert_close(teacher, student.detach())  # the first update copies the student
+
+
+def test_noisy_teacher_trainer_step_views_a_noisy_copy_of_the_unlabelled_patches(nnunet_env):
+    """The teacher's input is the unlabelled half plus noise within the clip; the step's consistency equals the one
+    computed by hand from the teacher's output on that same noisy copy (the same random draw), not on the clean one."""
+    torch.manual_seed(0)
+    trainer = _trainer(nnunet_env, nnUNetTrainerDTC_NoisyEMATeacher)
+    trainer.start_teacher()
+    batch = _batch(num_labeled=1, num_unlabeled=1)
+    torch.manual_seed(1)
+    noisy = trainer.teacher_input(batch['data'], batch['is_labeled'])
+    assert noisy.shape == batch['data'][1:].shape
+    difference = (noisy - batch['data'][1:]).abs()
+    assert difference.max() <= trainer.teacher_input_noise_clip + 1e-6 and difference.mean() > 0.05
+    trainer.network.train()
+    with torch.no_grad():
+        student_output = trainer.network(batch['data'])[0]
+        teacher_views = {'noisy': trainer.teacher.network(noisy)[0],
+                         'clean': trainer.teacher.network(batch['data'][1:])[0]}
+    probabilities = torch.softmax(student_output[:, :3], 1)[:, 1:]
+    consistency = {name: ((torch.sigmoid(-K * torch.tanh(torch.cat((student_output[:1, 3:], view[:, 3:])))) -
+                           probabilities) ** 2).mean().item() for name, view in teacher_views.items()}
+    assert abs(consistency['noisy'] - consistency['clean']) > 1e-4
+    torch.manual_seed(1)
+    trainer.train_step(batch)
+    assert trainer.loss.last_terms['consistency_loss'].item() == pytest.approx(consistency['noisy'], rel=1e-4)
