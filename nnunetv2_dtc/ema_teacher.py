@@ -6,6 +6,7 @@ The update follows the mean-teacher code the DTC authors' group uses (SSL4MIS, `
 optimizer step, teacher = alpha * teacher + (1 - alpha) * student with alpha = min(1 - 1 / (step + 1), decay), so the
 teacher follows the student closely in its first steps. Buffers are copied (nnU-Net's instance norms keep none)."""
 import copy
+from typing import Optional, Sequence, Tuple
 
 import torch
 from torch import nn
@@ -30,6 +31,17 @@ def with_clipped_gaussian_noise(data: torch.Tensor, std: float, clip: float) -> 
     if std < 0 or clip < 0:
         raise ValueError(f'noise std and clip must be >= 0, got std {std}, clip {clip}')
     return data + torch.clamp(torch.randn_like(data) * std, -clip, clip)
+
+
+def random_mirror_dims(mirror_axes: Optional[Sequence[int]]) -> Tuple[int, ...]:
+    """A non-empty subset of nnU-Net's mirror axes (spatial, counted from 0), drawn uniformly from all of them, as the
+    dims of a (batch, channel, *spatial) tensor."""
+    if not mirror_axes:
+        raise ValueError('a mirrored teacher view needs mirror axes, but this configuration allows none '
+                         '(inference_allowed_mirroring_axes is empty); train it without mirroring, e.g. '
+                         'nnUNetTrainerDTC_EMATeacherOnUnlabeled')
+    subset = int(torch.randint(1, 2 ** len(mirror_axes), ()))
+    return tuple(axis + 2 for bit, axis in enumerate(mirror_axes) if subset >> bit & 1)
 
 
 class EMATeacher:

@@ -42,8 +42,7 @@ class nnUNetTrainerDTC_EMATeacher(nnUNetTrainerDTC):
         if teacher_input.shape[0] > 0:
             # nnUNetTrainer.train_step's autocast rule: only on CUDA
             with autocast(self.device.type, enabled=True) if self.device.type == 'cuda' else dummy_context():
-                self.loss.teacher_auxiliary = self.teacher.auxiliary_output(teacher_input,
-                                                                            self.label_manager.num_segmentation_heads)
+                self.loss.teacher_auxiliary = self.teacher_view(teacher_input)
         result = super().train_step({**batch, 'data': data})
         self.teacher.update(self._unwrapped_network())
         return result
@@ -51,6 +50,10 @@ class nnUNetTrainerDTC_EMATeacher(nnUNetTrainerDTC):
     def teacher_input(self, data: torch.Tensor, is_labeled: torch.Tensor) -> torch.Tensor:
         """The samples the teacher gives the consistency's view of: all of them."""
         return data
+
+    def teacher_view(self, teacher_input: torch.Tensor) -> torch.Tensor:
+        """The teacher's raw auxiliary channels of `teacher_input`, voxel for voxel."""
+        return self.teacher.auxiliary_output(teacher_input, self.label_manager.num_segmentation_heads)
 
 
 class nnUNetTrainerDTC_EMATeacher_LabeledOnly(nnUNetTrainerDTC_EMATeacher):

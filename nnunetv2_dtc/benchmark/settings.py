@@ -60,6 +60,8 @@ DTC_VARIANTS = (
      LABELED_ONLY_TRAINER),
     ('NoisyEMATeacher', "level-set view of unlabelled patches from the EMA teacher on a noisy copy",
      LABELED_ONLY_TRAINER),
+    ('MirroredEMATeacher', "level-set view of unlabelled patches from the EMA teacher on a mirrored copy",
+     LABELED_ONLY_TRAINER),
 )
 
 

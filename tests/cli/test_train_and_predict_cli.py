@@ -141,7 +141,8 @@ def test_trainer_dir_check_says_what_to_export(trained):
          'nnUNetTrainerDTC_EMATeacherOnUnlabeled.py',
          'nnUNetTrainerDTC_LabeledOnly.py', 'nnUNetTrainerDTC_LevelSetTeacher.py', 'nnUNetTrainerDTC_MaskedSDF.py',
          'nnUNetTrainerDTC_MaskedSDF_LevelSetTeacher.py', 'nnUNetTrainerDTC_MaskedSDF_LevelSetTeacher_Lambda30.py',
-         'nnUNetTrainerDTC_MoreUnlabeled.py', 'nnUNetTrainerDTC_MultiScaleConsistency.py',
+         'nnUNetTrainerDTC_MirroredEMATeacher.py', 'nnUNetTrainerDTC_MoreUnlabeled.py',
+         'nnUNetTrainerDTC_MultiScaleConsistency.py',
          'nnUNetTrainerDTC_NegativeBoundarySDF.py', 'nnUNetTrainerDTC_NegativeBoundarySDF_SoftView.py',
          'nnUNetTrainerDTC_NoisyEMATeacher.py', 'nnUNetTrainerDTC_ShortRamp.py', 'nnUNetTrainerDTC_Xepochs.py']
     ok = run_console_script(trained.folders, ['nnUNetv2_dtc_trainer_dir'], '--check',

@@ -1,8 +1,9 @@
-"""nnUNetTrainerDTC_EMATeacher (issue #14, hypothesis 12), nnUNetTrainerDTC_EMATeacherOnUnlabeled (hypothesis 13)
-and nnUNetTrainerDTC_NoisyEMATeacher (hypothesis 14): the EMA update by hand, the teacher-input noise's distribution,
-the loss taking its consistency view from the teacher's channels (of the whole batch, or of its unlabelled samples
+"""nnUNetTrainerDTC_EMATeacher (issue #14, hypothesis 12), nnUNetTrainerDTC_EMATeacherOnUnlabeled (hypothesis 13),
+nnUNetTrainerDTC_NoisyEMATeacher (hypothesis 14) and nnUNetTrainerDTC_MirroredEMATeacher (hypothesis 15): the EMA
+update by hand, the teacher-input noise's distribution, the mirror draws' distribution, the loss taking its consistency view from the teacher's channels (of the whole batch, or of its unlabelled samples
 only), and real training steps of the trainers built from a tiny plan."""
 import math
+from collections import Counter
 
 import numpy as np
 import pytest
@@ -10,12 +11,13 @@ import torch
 
 from helpers.tiny_plans import tiny_trainer
 from nnunetv2_dtc.dataloading.batch import DTCTargets
-from nnunetv2_dtc.ema_teacher import EMATeacher, ema_alpha, with_clipped_gaussian_noise
+from nnunetv2_dtc.ema_teacher import EMATeacher, ema_alpha, random_mirror_dims, with_clipped_gaussian_noise
 from nnunetv2_dtc.loss import DTCLoss
 from nnunetv2_dtc.sdf import compute_sdf
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC_EMATeacher import nnUNetTrainerDTC_EMATeacher, \
     nnUNetTrainerDTC_EMATeacher_LabeledOnly
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC_EMATeacherOnUnlabeled import nnUNetTrainerDTC_EMATeacherOnUnlabeled
+from nnunetv2_dtc.trainers.nnUNetTrainerDTC_MirroredEMATeacher import nnUNetTrainerDTC_MirroredEMATeacher
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC_NoisyEMATeacher import nnUNetTrainerDTC_NoisyEMATeacher
 
 K = 1500.0
@@ -59,6 +61,26 @@ def test_clipped_gaussian_noise_has_the_asked_spread_and_never_exceeds_the_clip(
     assert torch.equal(with_clipped_gaussian_noise(data, 0.0, 0.2), data)
     with pytest.raises(ValueError, match='noise std and clip must be >= 0'):
         with_clipped_gaussian_noise(data, -0.1, 0.2)
+
+
+@pytest.mark.parametrize('mirror_axes, tensor_dims', [((0, 1, 2), (2, 3, 4)), ((0, 1), (2, 3)), ((1, 2), (3, 4))])
+def test_random_mirror_dims_draws_every_non_empty_subset_of_the_mirror_axes_equally_often(mirror_axes, tensor_dims):
+    """7000 draws: each of the 2^n - 1 non-empty subsets of the axes, shifted past batch and channel, about equally
+    often (binomial spread: 7000 * 1/7 * 6/7 gives a standard deviation of 29 draws for three axes), the empty one
+    never."""
+    torch.manual_seed(0)
+    draws = 7000
+    counts = Counter(random_mirror_dims(mirror_axes) for _ in range(draws))
+    subsets = {tuple(d for bit, d in enumerate(tensor_dims) if s >> bit & 1) for s in range(1, 2 ** len(tensor_dims))}
+    assert set(counts) == subsets
+    expected = draws / len(subsets)
+    assert all(abs(count - expected) < 5 * math.sqrt(expected) for count in counts.values())
+
+
+@pytest.mark.parametrize('mirror_axes', [None, ()])
+def test_random_mirror_dims_without_mirror_axes_is_refused(mirror_axes):
+    with pytest.raises(ValueError, match='needs mirror axes'):
+        random_mirror_dims(mirror_axes)
 
 
 def _one_labelled_one_unlabelled():
@@ -228,3 +250,34 @@ def test_noisy_teacher_trainer_step_views_a_noisy_copy_of_the_unlabelled_patches
     torch.manual_seed(1)
     trainer.train_step(batch)
     assert trainer.loss.last_terms['consistency_loss'].item() == pytest.approx(consistency['noisy'], rel=1e-4)
+
+
+def test_mirrored_teacher_trainer_step_views_the_mirrored_unlabelled_patches_mirrored_back(nnunet_env):
+    """The teacher sees the unlabelled half mirrored along the drawn axes and its level set is mirrored back: the step's
+    consistency equals the one computed by hand with numpy's flips of the same draw, and differs from a teacher that
+    sees the unmirrored patches and from one whose view is not mirrored back."""
+    torch.manual_seed(0)
+    trainer = _trainer(nnunet_env, nnUNetTrainerDTC_MirroredEMATeacher)
+    trainer.configure_rotation_dummyDA_mirroring_and_inital_patch_size()
+    assert tuple(trainer.inference_allowed_mirroring_axes) == (0, 1, 2)
+    trainer.start_teacher()
+    batch = _batch(num_labeled=1, num_unlabeled=1)
+    torch.manual_seed(3)
+    dims = random_mirror_dims(trainer.inference_allowed_mirroring_axes)
+    unlabelled = batch['data'][1:].numpy()
+    mirrored = torch.from_numpy(np.flip(unlabelled, dims).copy())
+    trainer.network.train()
+    with torch.no_grad():
+        student_output = trainer.network(batch['data'])[0]
+        teacher_of_mirrored = trainer.teacher.network(mirrored)[0][:, 3:].numpy()
+        teacher_views = {'mirrored back': torch.from_numpy(np.flip(teacher_of_mirrored, dims).copy()),
+                         'not mirrored back': torch.from_numpy(teacher_of_mirrored),
+                         'unmirrored input': trainer.teacher.network(batch['data'][1:])[0][:, 3:]}
+    probabilities = torch.softmax(student_output[:, :3], 1)[:, 1:]
+    consistency = {name: ((torch.sigmoid(-K * torch.tanh(torch.cat((student_output[:1, 3:], view)))) -
+                           probabilities) ** 2).mean().item() for name, view in teacher_views.items()}
+    assert abs(consistency['mirrored back'] - consistency['not mirrored back']) > 1e-4
+    assert abs(consistency['mirrored back'] - consistency['unmirrored input']) > 1e-5
+    torch.manual_seed(3)
+    trainer.train_step(batch)
+    assert trainer.loss.last_terms['consistency_loss'].item() == pytest.approx(consistency['mirrored back'], rel=1e-4)
