@@ -33,13 +33,17 @@ def with_clipped_gaussian_noise(data: torch.Tensor, std: float, clip: float) -> 
     return data + torch.clamp(torch.randn_like(data) * std, -clip, clip)
 
 
-def random_mirror_dims(mirror_axes: Optional[Sequence[int]]) -> Tuple[int, ...]:
-    """A non-empty subset of nnU-Net's mirror axes (spatial, counted from 0), drawn uniformly from all of them, as the
-    dims of a (batch, channel, *spatial) tensor."""
+def require_mirror_axes(mirror_axes: Optional[Sequence[int]]) -> None:
     if not mirror_axes:
         raise ValueError('a mirrored teacher view needs mirror axes, but this configuration allows none '
                          '(inference_allowed_mirroring_axes is empty); train it without mirroring, e.g. '
                          'nnUNetTrainerDTC_EMATeacherOnUnlabeled')
+
+
+def random_mirror_dims(mirror_axes: Optional[Sequence[int]]) -> Tuple[int, ...]:
+    """A non-empty subset of nnU-Net's mirror axes (spatial, counted from 0), drawn uniformly from all of them, as the
+    dims of a (batch, channel, *spatial) tensor."""
+    require_mirror_axes(mirror_axes)
     subset = int(torch.randint(1, 2 ** len(mirror_axes), ()))
     return tuple(axis + 2 for bit, axis in enumerate(mirror_axes) if subset >> bit & 1)
 

@@ -6,16 +6,22 @@ teacher of nnUNetTrainerDTC_EMATeacherOnUnlabeled sees the unlabelled patches mi
 of the configuration's mirror axes (the ones nnU-Net's augmentation and test-time mirroring use), and its level set
 is mirrored back before the consistency compares it with the student's segmentation of the unmirrored patches. The
 student's input, the labelled patches and the ablation (nnUNetTrainerDTC_LabeledOnly) are
-nnUNetTrainerDTC_EMATeacherOnUnlabeled's."""
+nnUNetTrainerDTC_EMATeacherOnUnlabeled's. nnU-Net's own mirroring augmentation already teaches the network to answer
+mirror images alike, so the teacher's mirrored view may differ too little to matter, as the noisy one did; the
+benchmark says which."""
 import torch
 
-from nnunetv2_dtc.ema_teacher import random_mirror_dims
+from nnunetv2_dtc.ema_teacher import random_mirror_dims, require_mirror_axes
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC_EMATeacherOnUnlabeled import nnUNetTrainerDTC_EMATeacherOnUnlabeled
 
 
 class nnUNetTrainerDTC_MirroredEMATeacher(nnUNetTrainerDTC_EMATeacherOnUnlabeled):
     """nnUNetTrainerDTC whose consistency on unlabelled patches takes its level-set view from the EMA teacher's
     forward pass of a mirrored copy of them, mirrored back."""
+
+    def on_train_start(self):
+        super().on_train_start()
+        require_mirror_axes(self.inference_allowed_mirroring_axes)  # set by get_dataloaders: refuse none at once
 
     def teacher_view(self, teacher_input: torch.Tensor) -> torch.Tensor:
         dims = random_mirror_dims(self.inference_allowed_mirroring_axes)
