@@ -42,15 +42,17 @@ class Perturbation(NamedTuple):
     restore: Callable[[torch.Tensor], torch.Tensor]  # of the logits of the perturbed data, back to the image's frame
 
 
-def perturbations(mirror_axes: Sequence[int]) -> List[Perturbation]:
-    """The noisy teacher's input noise, and a mirror along each non-empty subset of the model's mirror axes."""
+def perturbations(mirror_axes: Sequence[int], num_spatial_dims: int) -> List[Perturbation]:
+    """The noisy teacher's input noise, and a mirror along each non-empty subset of the model's mirror axes (of its
+    patch, num_spatial_dims axes: the last ones of a case's data, which for a 2D configuration is a stack of
+    slices)."""
     result = [Perturbation(f'noise (std {DEFAULT_TEACHER_INPUT_NOISE_STD}, clip {DEFAULT_TEACHER_INPUT_NOISE_CLIP})',
                            lambda data: with_clipped_gaussian_noise(data, DEFAULT_TEACHER_INPUT_NOISE_STD,
                                                                     DEFAULT_TEACHER_INPUT_NOISE_CLIP),
                            lambda logits: logits)]
     for size in range(1, len(mirror_axes) + 1):
         for axes in itertools.combinations(mirror_axes, size):
-            dims = tuple(axis + 1 for axis in axes)  # past the channel dimension
+            dims = tuple(axis - num_spatial_dims for axis in axes)
             result.append(Perturbation(f'mirror {axes}', lambda x, dims=dims: torch.flip(x, dims),
                                        lambda x, dims=dims: torch.flip(x, dims)))
     return result
@@ -93,7 +95,8 @@ def main() -> None:
     if not cases:
         raise SystemExit(f'No images ending in {file_ending} in {args.i}')
     preprocessor = predictor.configuration_manager.preprocessor_class(verbose=False)
-    perturbation_list = perturbations(predictor.allowed_mirroring_axes or ())
+    perturbation_list = perturbations(predictor.allowed_mirroring_axes or (),
+                                      len(predictor.configuration_manager.patch_size))
     torch.manual_seed(NOISE_SEED)
     totals = {p.name: {measure: [] for measure in MEASURES} for p in perturbation_list}
     for case in tqdm(cases, desc='Predicting clean and perturbed copies'):

@@ -1,5 +1,6 @@
-"""benchmarks/teacher_view_perturbation.py: its perturbations undo in the image's frame, a model that answers every
-mirror image alike shows no change, and the consistency figures by hand on a 1x4 image."""
+"""benchmarks/teacher_view_perturbation.py: its perturbations undo in the image's frame (a 2D configuration's mirrors
+within each slice), a model that answers every mirror image alike shows no change, and the consistency figures by
+hand on a 1x4 image."""
 import sys
 from pathlib import Path
 
@@ -18,13 +19,15 @@ K = 1500.0
 def test_perturbations_are_the_noise_and_every_mirror_and_each_undoes_in_the_image_frame():
     torch.manual_seed(0)
     data = torch.arange(2 * 3 * 4 * 5, dtype=torch.float32).reshape(2, 3, 4, 5)
-    found = perturbations((0, 1, 2))
+    found = perturbations((0, 1, 2), 3)
     assert [p.name for p in found[1:]] == ['mirror (0,)', 'mirror (1,)', 'mirror (2,)', 'mirror (0, 1)',
                                            'mirror (0, 2)', 'mirror (1, 2)', 'mirror (0, 1, 2)']
     assert torch.equal(found[1].perturb(data), data.flip(1)) and torch.equal(found[-1].perturb(data), data.flip(1, 2, 3))
     for perturbation in found[1:]:
         assert not torch.equal(perturbation.perturb(data), data)
         assert torch.equal(perturbation.restore(perturbation.perturb(data)), data)
+    slices = perturbations((0, 1), 2)  # a 2D configuration's case: a stack of slices, mirrored within each slice
+    assert torch.equal(slices[1].perturb(data), data.flip(2)) and torch.equal(slices[3].perturb(data), data.flip(2, 3))
     noisy = found[0].perturb(data)
     assert 0 < (noisy - data).abs().max() <= DEFAULT_TEACHER_INPUT_NOISE_CLIP + 1e-6
     assert torch.equal(found[0].restore(noisy), noisy)
@@ -37,7 +40,7 @@ def _pointwise_model(data: torch.Tensor) -> torch.Tensor:
 
 def test_a_model_that_answers_mirror_images_alike_shows_no_change_and_one_that_does_not_shows_some():
     data = torch.tensor([[[[-1.0, -0.5, 0.5, 2.0]]]])[0]  # (channels 1, 1, 4): a 2D image of 1x4
-    mirrors = perturbations((0, 1))[1:]
+    mirrors = perturbations((0, 1), 2)[1:]
     alike = case_measures(_pointwise_model, LevelSetTask(K), 2, False, data, mirrors)
     for values in alike.values():
         assert values['view change'] == 0 and values['segmentation change'] == 0
@@ -63,7 +66,7 @@ def test_consistency_by_hand_on_a_1x4_image():
     def position_dependent(x):
         return torch.cat((torch.zeros_like(x), 4 * x, -x + ramp))
 
-    measures = case_measures(position_dependent, LevelSetTask(K), 2, False, data, perturbations((0, 1))[2:3])
+    measures = case_measures(position_dependent, LevelSetTask(K), 2, False, data, perturbations((0, 1), 2)[2:3])
     p = torch.sigmoid(4 * data[0, 0])
     expected_clean = float((p ** 2).mean())
     expected = float(((torch.tensor([0.0, 0.0, 0.0, 1.0]) - p) ** 2).mean())
