@@ -22,13 +22,11 @@ from typing import Dict, List, Tuple
 
 import numpy as np
 import torch
-from batchgenerators.utilities.file_and_folder_operations import subfiles
-from nnunetv2.utilities.utils import create_paths_fn, get_identifiers_from_splitted_dataset_folder
 from scipy import ndimage
 from tqdm import tqdm
 
+from model_on_images import add_model_and_images_arguments, load_model_on_images
 from nnunetv2_dtc.annotation.disagreement import FOREGROUND_THRESHOLD, disagreement_views
-from nnunetv2_dtc.annotation.rank_unlabeled import DEFAULT_CHECKPOINT, dtc_predictor
 from nnunetv2_dtc.benchmark.overlays import foreground_classes
 
 METRICS = ('dice', 'volume_ratio', 'inner_boundary_called')
@@ -100,30 +98,22 @@ def case_metrics(predictor, preprocessor, task, num_segmentation: int, classes: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('-m', required=True, help='Model folder (the one holding fold_all or fold_X).')
-    parser.add_argument('-i', required=True, help='Images, nnU-Net naming (CASE_0000.nii.gz).')
-    parser.add_argument('-l', required=True, help='Their labels (CASE.nii.gz).')
-    parser.add_argument('-f', default='all', help='Fold. Default: all.')
-    parser.add_argument('-chk', default=DEFAULT_CHECKPOINT, help=f'Default: {DEFAULT_CHECKPOINT}.')
-    parser.add_argument('-n', type=int, default=None, help='At most this many cases (sorted by name). Default: all.')
-    parser.add_argument('--device', default='cpu', choices=('cpu', 'cuda'))
+    add_model_and_images_arguments(parser)
+    parser.add_argument('-l', required=True, help='Labels of the images (CASE.nii.gz).')
     args = parser.parse_args()
 
-    predictor, task, head = dtc_predictor(args.m, args.f, args.chk, args.device, tta=False)
-    file_ending = predictor.dataset_json['file_ending']
-    image_files = subfiles(args.i, suffix=file_ending, join=False)
-    cases = sorted(get_identifiers_from_splitted_dataset_folder(args.i, file_ending))[:args.n]
+    model = load_model_on_images(args)
+    predictor, task, head, file_ending, cases = model.predictor, model.task, model.head, model.file_ending, model.cases
     totals = empty_metrics()  # per metric: case-major, then class
     missing = [case for case in cases if not os.path.isfile(os.path.join(args.l, case + file_ending))]
-    if not cases or missing:
-        raise SystemExit(f'No images in {args.i}' if not cases else
-                         f'{len(missing)} label(s) missing in {args.l}, e.g. {missing[0]}{file_ending}: -l must hold '
+    if missing:
+        raise SystemExit(f'{len(missing)} label(s) missing in {args.l}, e.g. {missing[0]}{file_ending}: -l must hold '
                          f'the label of every image in {args.i}')
     preprocessor = predictor.configuration_manager.preprocessor_class(verbose=False)
     classes = foreground_classes(predictor.dataset_json)
     for case in tqdm(cases, desc='Scoring both views'):
         metrics = case_metrics(predictor, preprocessor, task, head.num_segmentation_channels, classes,
-                               create_paths_fn(args.i, image_files, file_ending, case),
+                               model.case_files(args.i, case),
                                os.path.join(args.l, case + file_ending))
         for view, values in metrics.items():
             for metric, per_class in values.items():

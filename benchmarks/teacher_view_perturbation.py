@@ -23,12 +23,10 @@ from typing import Callable, Dict, List, NamedTuple, Sequence
 
 import numpy as np
 import torch
-from batchgenerators.utilities.file_and_folder_operations import subfiles
-from nnunetv2.utilities.utils import create_paths_fn, get_identifiers_from_splitted_dataset_folder
 from tqdm import tqdm
 
+from model_on_images import add_model_and_images_arguments, load_model_on_images
 from nnunetv2_dtc.annotation.disagreement import disagreement_scores, disagreement_views
-from nnunetv2_dtc.annotation.rank_unlabeled import DEFAULT_CHECKPOINT, dtc_predictor
 from nnunetv2_dtc.ema_teacher import DEFAULT_TEACHER_INPUT_NOISE_CLIP, DEFAULT_TEACHER_INPUT_NOISE_STD, \
     with_clipped_gaussian_noise
 
@@ -80,36 +78,26 @@ def case_measures(predict: Callable[[torch.Tensor], torch.Tensor], task, num_seg
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('-m', required=True, help='DTC model folder (the one holding fold_all or fold_X).')
-    parser.add_argument('-i', required=True, help='Images, nnU-Net naming (CASE_0000.nii.gz).')
-    parser.add_argument('-f', default='all', help='Fold. Default: all.')
-    parser.add_argument('-chk', default=DEFAULT_CHECKPOINT, help=f'Default: {DEFAULT_CHECKPOINT}.')
-    parser.add_argument('-n', type=int, default=None, help='At most this many cases (sorted by name). Default: all.')
-    parser.add_argument('--device', default='cpu', choices=('cpu', 'cuda'))
+    add_model_and_images_arguments(parser)
     args = parser.parse_args()
 
-    predictor, task, head = dtc_predictor(args.m, args.f, args.chk, args.device, tta=False)
-    file_ending = predictor.dataset_json['file_ending']
-    image_files = subfiles(args.i, suffix=file_ending, join=False)
-    cases = sorted(get_identifiers_from_splitted_dataset_folder(args.i, file_ending))[:args.n]
-    if not cases:
-        raise SystemExit(f'No images ending in {file_ending} in {args.i}')
+    model = load_model_on_images(args)
+    predictor = model.predictor
     preprocessor = predictor.configuration_manager.preprocessor_class(verbose=False)
     perturbation_list = perturbations(predictor.allowed_mirroring_axes or (),
                                       len(predictor.configuration_manager.patch_size))
     torch.manual_seed(NOISE_SEED)
     totals = {p.name: {measure: [] for measure in MEASURES} for p in perturbation_list}
-    for case in tqdm(cases, desc='Predicting clean and perturbed copies'):
-        data, _, _ = preprocessor.run_case(create_paths_fn(args.i, image_files, file_ending, case), None,
-                                           predictor.plans_manager, predictor.configuration_manager,
-                                           predictor.dataset_json)
-        measures = case_measures(predictor.predict_logits_from_preprocessed_data, task,
-                                 head.num_segmentation_channels, predictor.label_manager.has_regions,
+    for case in tqdm(model.cases, desc='Predicting clean and perturbed copies'):
+        data, _, _ = preprocessor.run_case(model.case_files(args.i, case), None, predictor.plans_manager,
+                                           predictor.configuration_manager, predictor.dataset_json)
+        measures = case_measures(predictor.predict_logits_from_preprocessed_data, model.task,
+                                 model.head.num_segmentation_channels, predictor.label_manager.has_regions,
                                  torch.from_numpy(data), perturbation_list)
         for name, values in measures.items():
             for measure, value in values.items():
                 totals[name][measure].append(value)
-    print(f'{args.m}: {len(cases)} case(s); mean over cases (10th-90th percentile)')
+    print(f'{args.m}: {len(model.cases)} case(s); mean over cases (10th-90th percentile)')
     for name, values in totals.items():
         print(f'  {name:>28}: ' + ', '.join(
             f'{measure} {np.nanmean(v):.4f} ({np.nanpercentile(v, 10):.4f}-{np.nanpercentile(v, 90):.4f})'
