@@ -1,8 +1,8 @@
 """How far does a perturbed input move a DTC model's level-set view (issue #14, hypotheses 14 and 15)?
 
 A consistency term draws on an unlabelled image only where its two views disagree. _NoisyEMATeacher and
-_MirroredEMATeacher give their teacher a perturbed copy of each unlabelled patch (clipped Gaussian noise; a mirror image,
-mirrored back), so that the student has to answer the same for a slightly different input. If the model already
+_MirroredEMATeacher give their teacher a perturbed copy of each unlabelled patch (clipped Gaussian noise; a mirror
+image, mirrored back), so that the student has to answer the same for a slightly different input. If the model already
 answers a perturbed copy as it answers the image itself, that teacher adds nothing over the unperturbed one. This
 predicts each image once as it is and once per perturbation (nnU-Net's predictor, no test-time mirroring), and prints
 per perturbation, as mean over cases (10th-90th percentile):

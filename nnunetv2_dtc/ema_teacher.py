@@ -34,9 +34,11 @@ def with_clipped_gaussian_noise(data: torch.Tensor, std: float, clip: float) -> 
 
 
 def require_mirror_axes(mirror_axes: Optional[Sequence[int]]) -> None:
+    """Refuses a configuration without mirror axes, so that a mirrored teacher fails when training starts rather than
+    at its first step."""
     if not mirror_axes:
         raise ValueError('a mirrored teacher view needs mirror axes, but this configuration allows none '
-                         '(inference_allowed_mirroring_axes is empty); train it without mirroring, e.g. '
+                         '(inference_allowed_mirroring_axes is empty); use a teacher without a mirrored view, e.g. '
                          'nnUNetTrainerDTC_EMATeacherOnUnlabeled')
 
 

@@ -6,9 +6,10 @@ teacher of nnUNetTrainerDTC_EMATeacherOnUnlabeled sees the unlabelled patches mi
 of the configuration's mirror axes (the ones nnU-Net's augmentation and test-time mirroring use), and its level set
 is mirrored back before the consistency compares it with the student's segmentation of the unmirrored patches. The
 student's input, the labelled patches and the ablation (nnUNetTrainerDTC_LabeledOnly) are
-nnUNetTrainerDTC_EMATeacherOnUnlabeled's. nnU-Net's own mirroring augmentation already teaches the network to answer
-mirror images alike, so the teacher's mirrored view may differ too little to matter, as the noisy one did; the
-benchmark says which."""
+nnUNetTrainerDTC_EMATeacherOnUnlabeled's. Measured (docs/variants.md): nnU-Net's mirroring augmentation does not make
+a trained network answer mirror images alike (a mirror moves its level-set view 10 times as far as the noisy
+teacher's noise on Hippocampus, 4 times on ACDC), yet on Hippocampus this teacher's unlabelled images add no more
+than plain DTC's."""
 import torch
 
 from nnunetv2_dtc.ema_teacher import random_mirror_dims, require_mirror_axes

@@ -1,7 +1,8 @@
 """nnUNetTrainerDTC_EMATeacher (issue #14, hypothesis 12), nnUNetTrainerDTC_EMATeacherOnUnlabeled (hypothesis 13),
 nnUNetTrainerDTC_NoisyEMATeacher (hypothesis 14) and nnUNetTrainerDTC_MirroredEMATeacher (hypothesis 15): the EMA
-update by hand, the teacher-input noise's distribution, the mirror draws' distribution, the loss taking its consistency view from the teacher's channels (of the whole batch, or of its unlabelled samples
-only), and real training steps of the trainers built from a tiny plan."""
+update by hand, the teacher-input noise's distribution, the mirror draws' distribution, the loss taking its
+consistency view from the teacher's channels (of the whole batch, or of its unlabelled samples only), and real
+training steps of the trainers built from a tiny plan."""
 import math
 from collections import Counter
 
