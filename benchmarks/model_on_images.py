@@ -24,10 +24,11 @@ class ModelOnImages(NamedTuple):
     head: object  # its LevelSetHead
     file_ending: str
     cases: List[str]  # case identifiers, sorted, at most -n
-    image_files: List[str]  # every file name in -i
+    images_folder: str  # -i
+    image_files: List[str]  # every file name in it
 
-    def case_files(self, images_folder: str, case: str) -> List[str]:
-        return create_paths_fn(images_folder, self.image_files, self.file_ending, case)
+    def case_files(self, case: str) -> List[str]:
+        return create_paths_fn(self.images_folder, self.image_files, self.file_ending, case)
 
 
 def load_model_on_images(args: argparse.Namespace) -> ModelOnImages:
@@ -37,4 +38,5 @@ def load_model_on_images(args: argparse.Namespace) -> ModelOnImages:
     cases = sorted(get_identifiers_from_splitted_dataset_folder(args.i, file_ending))[:args.n]
     if not cases:
         raise SystemExit(f'No images ending in {file_ending} in {args.i}')
-    return ModelOnImages(predictor, task, head, file_ending, cases, subfiles(args.i, suffix=file_ending, join=False))
+    return ModelOnImages(predictor, task, head, file_ending, cases, args.i,
+                         subfiles(args.i, suffix=file_ending, join=False))

@@ -113,7 +113,7 @@ def main() -> None:
     classes = foreground_classes(predictor.dataset_json)
     for case in tqdm(cases, desc='Scoring both views'):
         metrics = case_metrics(predictor, preprocessor, task, head.num_segmentation_channels, classes,
-                               model.case_files(args.i, case),
+                               model.case_files(case),
                                os.path.join(args.l, case + file_ending))
         for view, values in metrics.items():
             for metric, per_class in values.items():

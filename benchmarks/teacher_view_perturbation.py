@@ -89,7 +89,7 @@ def main() -> None:
     torch.manual_seed(NOISE_SEED)
     totals = {p.name: {measure: [] for measure in MEASURES} for p in perturbation_list}
     for case in tqdm(model.cases, desc='Predicting clean and perturbed copies'):
-        data, _, _ = preprocessor.run_case(model.case_files(args.i, case), None, predictor.plans_manager,
+        data, _, _ = preprocessor.run_case(model.case_files(case), None, predictor.plans_manager,
                                            predictor.configuration_manager, predictor.dataset_json)
         measures = case_measures(predictor.predict_logits_from_preprocessed_data, model.task,
                                  model.head.num_segmentation_channels, predictor.label_manager.has_regions,
