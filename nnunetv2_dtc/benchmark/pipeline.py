@@ -29,6 +29,7 @@ from nnunetv2_dtc.benchmark.plans import add_cpu_configuration, cpu_configuratio
 from nnunetv2_dtc.benchmark.plots import CURVES_PNG, FIGURE_DESCRIPTIONS, HD95_PNG, PAIRED_DICE_PNG, hd95_figure, \
     paired_dice_figure, training_curves_figure
 from nnunetv2_dtc.benchmark.overlays import overlay_gallery
+from nnunetv2_dtc.benchmark.per_case_table import PER_CASE_CSV, per_case_csv
 from nnunetv2_dtc.benchmark.prediction import predict, predict_unlabeled
 from nnunetv2_dtc.benchmark.report import benchmark_markdown
 from nnunetv2_dtc.benchmark.settings import METHODS, PSEUDO_LABELS, SOURCE_DATA, TRUE_LABELS, BenchmarkSettings
@@ -128,7 +129,8 @@ def run_benchmark(settings: BenchmarkSettings) -> dict:
     training_curves_figure(runs, infos, join(out, CURVES_PNG))
     write_json_atomic(join(out, REPORT_JSON), report)
     write_text_atomic(join(out, REPORT_MD), benchmark_markdown(report))
-    steps.note(f'written: {REPORT_JSON}, {REPORT_MD}, {PAIRED_DICE_PNG}, {HD95_PNG}, {CURVES_PNG}, '
+    write_text_atomic(join(out, PER_CASE_CSV), per_case_csv(runs, metrics))
+    steps.note(f'written: {REPORT_JSON}, {REPORT_MD}, {PER_CASE_CSV}, {PAIRED_DICE_PNG}, {HD95_PNG}, {CURVES_PNG}, '
                f'{", ".join(o["file"] for o in overlays)} in {out}')
     return report
 

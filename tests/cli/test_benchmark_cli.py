@@ -1,5 +1,6 @@
 """nnUNetv2_dtc_benchmark end to end on a tiny synthetic dataset in CPU mode: every default method, the pseudo-label
 recipe's and the upper bound's derived datasets, the reports and galleries, and reuse on a second invocation."""
+import csv
 import json
 import time
 from pathlib import Path
@@ -150,6 +151,14 @@ def test_benchmark_runs_all_methods_reports_them_and_reuses_finished_runs(nnunet
     for postprocessing in ('none', 'largest_component'):
         assert {r['postprocessing'] for r in report['results'][postprocessing]['per_case'].values()} == \
                {postprocessing}
+    # per_case.csv holds the same per-case values, so runs of another session can be paired with these later
+    with open(out / 'per_case.csv', newline='') as f:
+        per_case = list(csv.DictReader(f))
+    for postprocessing in ('none', 'largest_component'):
+        for method, key in TRAINERS.items():
+            written = [float(r['Dice']) for r in per_case
+                       if (r['postprocessing'], r['method'], r['class']) == (postprocessing, method, '1')]
+            assert written == pytest.approx(_case_values(report, postprocessing, key, 'Dice'), rel=1e-5)
 
     # the CPU configuration shares its parent's preprocessed unlabelled cases (nnUNetv2_dtc_preprocess_unlabeled's
     # function, in this process: a subprocess would only add its start-up time)

@@ -1,5 +1,7 @@
 """The benchmark's pieces that decide what runs and what the report says: the CPU configuration, the seeded trainers,
 reuse/resume of a training, the report's cells and the seed summary (end to end: cli/test_benchmark_cli.py)."""
+import csv
+import io
 import json
 import os
 import random
@@ -17,6 +19,7 @@ from nnunetv2_dtc.benchmark.commands import BenchmarkSteps
 from nnunetv2_dtc.benchmark.comparison import SEED_SUMMARY, summarize_postprocessing
 from nnunetv2_dtc.benchmark.data import BenchmarkDataset
 from nnunetv2_dtc.benchmark.metrics import METRIC_NAMES, NO_POSTPROCESSING
+from nnunetv2_dtc.benchmark.per_case_table import CSV_COLUMNS, per_case_csv
 from nnunetv2_dtc.benchmark.plans import add_cpu_configuration, reduced_features
 from nnunetv2_dtc.benchmark.report import MAIN_COLUMNS, METRIC_HEADERS, main_table, mean_std, p_value
 from nnunetv2_dtc.benchmark.settings import BenchmarkSettings
@@ -188,3 +191,32 @@ def test_a_seed_summary_says_when_a_seed_had_no_defined_mean():
     assert cells[0][hd95] == '–'
     assert cells[2][1] == SEED_SUMMARY and cells[2][hd95].endswith('(n=1)')
     assert not cells[2][MAIN_COLUMNS.index(METRIC_HEADERS['Dice'])].endswith(')')
+
+
+def test_the_per_case_table_holds_every_run_case_and_class_with_the_foreground_mean():
+    dice = {('nnUNetTrainer', 0): [0.5, 0.625], ('nnUNetTrainerDTC', 0): [0.75, 0.875]}
+    runs = [BenchmarkRun(method, seed, f'{method}_1ep_2it_s{seed}', '', 1, 'Dataset001_A') for method, seed in dice]
+    results = {}
+    for run in runs:
+        result = _metrics_result(dice[run.method, run.seed])
+        result['labels_or_regions'] = ['1', '2']
+        for case in result['metric_per_case']:  # class 2: half of class 1, so the foreground mean is 3/4 of it
+            case['metrics']['2'] = {metric: value / 2 for metric, value in case['metrics']['1'].items()
+                                    if metric != 'status'}
+        results[run.key] = result
+    results[runs[0].key]['metric_per_case'][1]['metrics']['2']['HD95_mm'] = None  # an undefined distance
+    metrics = {NO_POSTPROCESSING: results, 'largest_component': results}
+
+    rows = list(csv.DictReader(io.StringIO(per_case_csv(runs, metrics))))
+    assert tuple(rows[0]) == CSV_COLUMNS
+    assert len(rows) == 2 * 2 * 2 * 3  # post-processings x runs x cases x (two classes and the foreground mean)
+    by_key = {(r['postprocessing'], r['trainer'], r['case_id'], r['class']): r for r in rows}
+    dtc = runs[1].trainer
+    assert float(by_key[NO_POSTPROCESSING, dtc, 'case1', '1']['Dice']) == 0.875
+    assert float(by_key[NO_POSTPROCESSING, dtc, 'case1', '2']['Dice']) == 0.4375
+    assert float(by_key[NO_POSTPROCESSING, dtc, 'case1', 'foreground']['Dice']) == pytest.approx(0.875 * 0.75)
+    assert by_key[NO_POSTPROCESSING, dtc, 'case1', 'foreground']['seed'] == '0'
+    vanilla = runs[0].trainer
+    assert by_key[NO_POSTPROCESSING, vanilla, 'case1', '2']['HD95_mm'] == ''
+    assert by_key[NO_POSTPROCESSING, vanilla, 'case1', 'foreground']['HD95_mm'] == ''
+    assert by_key[NO_POSTPROCESSING, vanilla, 'case0', 'foreground']['HD95_mm'] != ''
