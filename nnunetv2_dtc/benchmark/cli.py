@@ -30,8 +30,8 @@ def _parser() -> argparse.ArgumentParser:
                     'nnUNetTrainerDTC_LabeledOnly (ablation) and nnU-Net\'s pseudo-label recipe with the same plans, '
                     'data and schedule on fold all, '
                     'predicts the held-out test cases (imagesTs) with each final checkpoint and compares them on '
-                    'labelsTs: benchmark.json, benchmark.md and plots in --out. Rerun the same command to resume: '
-                    'finished trainings, predictions and metrics are reused.')
+                    'labelsTs: benchmark.json, benchmark.md, per_case.csv and plots in --out. Rerun the same command '
+                    'to resume: finished trainings, predictions and metrics are reused.')
     parser.add_argument('-d', required=True, metavar='ID', help='Dataset ID or name; its raw folder needs imagesTr/'
                                                                 'labelsTr, imagesUnlabeled and imagesTs/labelsTs.')
     parser.add_argument('-c', required=True, metavar='CONFIG', help='nnU-Net configuration, e.g. 3d_fullres or 2d.')
