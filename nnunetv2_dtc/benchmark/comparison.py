@@ -30,14 +30,14 @@ def with_foreground(result: dict) -> dict:
     return result
 
 
-def seed_average(results: Sequence[dict]) -> dict:
+def seed_average(results: Sequence[dict], metric_names: Sequence[str] = METRIC_NAMES) -> dict:
     """The per-case average over seeds of results with the same cases and classes (None where any seed has
     None), in folder_metrics' layout, for the paired comparison of seed-averaged methods."""
     first = copy.deepcopy(results[0])
     by_case = [{case['case_id']: case['metrics'] for case in r['metric_per_case']} for r in results]
     for case in first['metric_per_case']:
         for key in first['labels_or_regions']:
-            for metric in METRIC_NAMES:
+            for metric in metric_names:
                 values = [seed[case['case_id']][key][metric] for seed in by_case]
                 case['metrics'][key][metric] = None if None in values else float(np.mean(values))
     return first
@@ -127,23 +127,27 @@ def unlabeled_contribution(runs: Sequence[BenchmarkRun], extended: Dict[str, dic
                  if (method, seed) in by_method_seed and (ablation, seed) in by_method_seed]
         if ablation is not None and seeds:
             contributions[method] = {'ablation': ablation,
-                                     **_paired_over_seeds(extended, [by_method_seed[(method, s)] for s in seeds],
+                                     **paired_over_seeds(extended, [by_method_seed[(method, s)] for s in seeds],
                                                           [by_method_seed[(ablation, s)] for s in seeds], seeds)}
     return contributions or None
 
 
-def _paired_over_seeds(extended: Dict[str, dict], keys: Sequence[str], reference_keys: Sequence[str],
-                       seeds: Sequence[int]) -> dict:
+def paired_over_seeds(extended: Dict[str, dict], keys: Sequence[str], reference_keys: Sequence[str],
+                      seeds: Sequence[int], metric_names: Sequence[str] = METRIC_NAMES) -> dict:
+    """{'per_seed': [{'seed', metric: comparison}], 'over_seeds': {metric: {'difference', 'seed_averaged'}}} of the
+    runs `keys` against `reference_keys` (one of each per seed; results with the FOREGROUND class), as
+    unlabeled_contribution documents it."""
     per_seed = []
     for seed, key, reference_key in zip(seeds, keys, reference_keys):
-        comparison = compare_folder_metrics(extended[key], extended[reference_key])
+        comparison = compare_folder_metrics(extended[key], extended[reference_key], metric_names)
         per_seed.append({'seed': seed, **_short_comparison(comparison[FOREGROUND])})
-    averaged = compare_folder_metrics(seed_average([extended[k] for k in keys]),
-                                      seed_average([extended[k] for k in reference_keys]))
+    averaged = compare_folder_metrics(seed_average([extended[k] for k in keys], metric_names),
+                                      seed_average([extended[k] for k in reference_keys], metric_names),
+                                      metric_names)
     averaged = _short_comparison(averaged[FOREGROUND])
     return {'per_seed': per_seed,
             'over_seeds': {metric: {'difference': summarize([row[metric]['difference']['mean'] for row in per_seed]),
-                                    'seed_averaged': averaged[metric]} for metric in METRIC_NAMES}}
+                                    'seed_averaged': averaged[metric]} for metric in metric_names}}
 
 
 def gap_closed(value: Optional[float], vanilla: Optional[float], upper_bound: Optional[float]) -> Optional[float]:

@@ -52,7 +52,8 @@ def p_value(value: Optional[float]) -> str:
     return f'<{smallest:.{P_VALUE_DECIMALS}f}' if value < smallest else f'{value:.{P_VALUE_DECIMALS}f}'
 
 
-def _table(columns: List[str], rows: List[List[str]]) -> List[str]:
+def markdown_table(columns: List[str], rows: List[List[str]]) -> List[str]:
+    """The lines of a markdown table."""
     return ['| ' + ' | '.join(columns) + ' |', '|' + '---|' * len(columns),
             *['| ' + ' | '.join(row) + ' |' for row in rows]]
 
@@ -73,7 +74,7 @@ def main_table(rows: List[dict]) -> List[str]:
                       p_value(dice['p_value']) if dice else MISSING,
                       f'{dice["wins"]}/{dice["losses"]}/{dice["ties"]}' if dice else MISSING,
                       mean_std(time, TIME_DECIMALS), f'{row["parameters"]:,}'])
-    return _table(MAIN_COLUMNS, cells)
+    return markdown_table(MAIN_COLUMNS, cells)
 
 
 def difference_table(rows: List[dict]) -> List[str]:
@@ -86,8 +87,8 @@ def difference_table(rows: List[dict]) -> List[str]:
             cells.append([row['method_name'], str(row['seed']), METRIC_HEADERS[metric],
                           mean_std(c['difference'], DECIMALS[metric]), p_value(c['p_value']),
                           f'{c["wins"]}/{c["losses"]}/{c["ties"]}', str(c['n_paired'])])
-    return _table(['Method', 'Seed', 'Metric', 'Difference (method − nnU-Net)', 'p', 'W/L/T', 'Paired cases'],
-                  cells)
+    return markdown_table(['Method', 'Seed', 'Metric', 'Difference (method − nnU-Net)', 'p', 'W/L/T',
+                           'Paired cases'], cells)
 
 
 def contribution_table(contribution: dict, dtc_gap_rows: List[dict]) -> List[str]:
@@ -96,20 +97,20 @@ def contribution_table(contribution: dict, dtc_gap_rows: List[dict]) -> List[str
     cells = []
     for row in contribution['per_seed']:
         gap = gaps.get(row['seed'])
-        cells.append([str(row['seed']), *[cell for m in (DICE, HD95_MM) for cell in _contribution_cells(row[m], m)],
+        cells.append([str(row['seed']), *[cell for m in (DICE, HD95_MM) for cell in contribution_cells(row[m], m)],
                       MISSING if not gap or gap[DICE] is None else percent(gap[DICE])])
     if len(contribution['per_seed']) > 1:
         over = contribution['over_seeds']
         gap = gaps.get(SEED_SUMMARY)
-        cells.append([SEED_SUMMARY, *[cell for m in (DICE, HD95_MM) for cell in _contribution_cells(
+        cells.append([SEED_SUMMARY, *[cell for m in (DICE, HD95_MM) for cell in contribution_cells(
             {**over[m]['seed_averaged'], 'difference': over[m]['difference']}, m)],
             MISSING if not gap or gap[DICE]['mean'] is None else
             f'{percent(gap[DICE]["mean"])[:-2]} ± {percent(gap[DICE]["std"])}'])
-    return _table(['Seed', 'Dice difference', 'p (Dice)', 'W/L/T (Dice)', 'HD95 difference (mm)', 'p (HD95)',
-                   'W/L/T (HD95)', 'Share of the gap closed (Dice)'], cells)
+    return markdown_table(['Seed', 'Dice difference', 'p (Dice)', 'W/L/T (Dice)', 'HD95 difference (mm)', 'p (HD95)',
+                           'W/L/T (HD95)', 'Share of the gap closed (Dice)'], cells)
 
 
-def _contribution_cells(comparison: dict, metric: str) -> List[str]:
+def contribution_cells(comparison: dict, metric: str) -> List[str]:
     return [mean_std(comparison['difference'], DECIMALS[metric]), p_value(comparison['p_value']),
             f'{comparison["wins"]}/{comparison["losses"]}/{comparison["ties"]}']
 
@@ -131,14 +132,14 @@ def gap_table(rows: List[dict]) -> List[str]:
         else:
             values = [MISSING if gaps[m] is None else percent(gaps[m]) for m in TABLE_METRICS]
         cells.append([row['method_name'], str(row['seed']), *values])
-    return _table(['Method', 'Seed', *METRIC_HEADERS.values()], cells)
+    return markdown_table(['Method', 'Seed', *METRIC_HEADERS.values()], cells)
 
 
 def class_table(rows: List[dict], class_names: dict) -> List[str]:
     cells = [[row['method_name'], str(row['seed']), class_names.get(key, key),
               *[mean_std(per_class[m], DECIMALS[m], _counted_cases(row)) for m in TABLE_METRICS]]
              for row in rows for key, per_class in row['per_class'].items()]
-    return _table(['Method', 'Seed', 'Class', *METRIC_HEADERS.values()], cells)
+    return markdown_table(['Method', 'Seed', 'Class', *METRIC_HEADERS.values()], cells)
 
 
 def benchmark_markdown(report: dict) -> str:
@@ -195,20 +196,21 @@ def benchmark_markdown(report: dict) -> str:
                       '', GAP_EXPLANATION, '', *gap_table(rows)]
     if report.get('disagreement_validation'):
         lines += ['', '## Does the dual-task disagreement predict the error?', '', DISAGREEMENT_EXPLANATION, '',
-                  *_table(['Method', 'Seed', 'Spearman rho (score vs 1 − Dice)', 'p', 'Cases'],
-                          [[METHODS[row['method']].name, str(row['seed']),
-                            MISSING if row['spearman_rho'] is None else f'{row["spearman_rho"]:.3f}',
-                            MISSING if row['p_value'] is None else p_value(row['p_value']), str(row['n_cases'])]
-                           for row in report['disagreement_validation']])]
+                  *markdown_table(['Method', 'Seed', 'Spearman rho (score vs 1 − Dice)', 'p', 'Cases'],
+                                 [[METHODS[row['method']].name, str(row['seed']),
+                                   MISSING if row['spearman_rho'] is None else f'{row["spearman_rho"]:.3f}',
+                                   MISSING if row['p_value'] is None else p_value(row['p_value']), str(row['n_cases'])]
+                                  for row in report['disagreement_validation']])]
     if report.get('overlays'):
         lines += ['', '## Overlays', '', OVERLAY_EXPLANATION]
         for overlay in report['overlays']:
             lines += ['', f'![seed {overlay["seed"]}]({overlay["file"]})', '',
-                      *_table(['Seed', 'Case', 'Role', 'Slice', *[f'Dice {key}' for key in overlay['cases'][0]['dice']]]
-                              if overlay['cases'] else ['Seed'],
-                              [[str(overlay['seed']), c['case'], c['role'], str(c['slice']),
-                                *[MISSING if v is None else f'{v:.4f}' for v in c['dice'].values()]]
-                               for c in overlay['cases']])]
+                      *markdown_table(['Seed', 'Case', 'Role', 'Slice',
+                                       *[f'Dice {key}' for key in overlay['cases'][0]['dice']]]
+                                      if overlay['cases'] else ['Seed'],
+                                      [[str(overlay['seed']), c['case'], c['role'], str(c['slice']),
+                                        *[MISSING if v is None else f'{v:.4f}' for v in c['dice'].values()]]
+                                       for c in overlay['cases']])]
     if len(report['class_names']) > 1:
         for postprocessing in (NO_POSTPROCESSING, LARGEST_COMPONENT):
             lines += ['', f'## Per class ({TABLE_TITLES[postprocessing].lower()})', '',

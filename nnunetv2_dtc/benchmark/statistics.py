@@ -9,7 +9,7 @@ import math
 from typing import Dict, Mapping, Optional, Sequence
 
 import numpy as np
-from scipy.stats import wilcoxon
+from scipy.stats import ttest_1samp, wilcoxon
 
 from nnunetv2_dtc.benchmark.metrics import LOWER_IS_BETTER, METRIC_NAMES, summarize
 
@@ -64,6 +64,16 @@ def wilcoxon_signed_rank(differences: Sequence[float]) -> dict:
         return {'p_value': float(result.pvalue), 'statistic': float(result.statistic), 'n_nonzero': n_nonzero,
                 'reason': None}
     return {'p_value': None, 'statistic': None, 'n_nonzero': n_nonzero, 'reason': reason}
+
+
+def one_sample_t_test(differences: Sequence[float]) -> dict:
+    """{'p_value', 'reason'}: two-sided one-sample t-test that the mean of per-seed differences is 0 (scipy's
+    ttest_1samp), or None with the reason for fewer than 2 values or values that do not vary (no spread to test)."""
+    if len(differences) < MIN_CASES_FOR_TEST:
+        return {'p_value': None, 'reason': f'fewer than {MIN_CASES_FOR_TEST} values ({len(differences)})'}
+    if np.ptp(differences) == 0:
+        return {'p_value': None, 'reason': f'all {len(differences)} values are equal'}
+    return {'p_value': float(ttest_1samp(differences, 0.0).pvalue), 'reason': None}
 
 
 def compare_folder_metrics(method_result: dict, baseline_result: dict,

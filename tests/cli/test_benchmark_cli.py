@@ -151,14 +151,21 @@ def test_benchmark_runs_all_methods_reports_them_and_reuses_finished_runs(nnunet
     for postprocessing in ('none', 'largest_component'):
         assert {r['postprocessing'] for r in report['results'][postprocessing]['per_case'].values()} == \
                {postprocessing}
-    # per_case.csv holds the same per-case values, so runs of another session can be paired with these later
+    # per_case.csv holds exactly the per-case values, so runs of another session can be paired with these later
     with open(out / 'per_case.csv', newline='') as f:
         per_case = list(csv.DictReader(f))
     for postprocessing in ('none', 'largest_component'):
         for method, key in TRAINERS.items():
-            written = [float(r['Dice']) for r in per_case
-                       if (r['postprocessing'], r['method'], r['class']) == (postprocessing, method, '1')]
-            assert written == pytest.approx(_case_values(report, postprocessing, key, 'Dice'), rel=1e-5)
+            for metric in ('Dice', 'HD95_mm'):
+                written = [float(r[metric]) for r in per_case
+                           if (r['postprocessing'], r['method'], r['class']) == (postprocessing, method, '1')]
+                assert written == _case_values(report, postprocessing, key, metric)
+    # and nnUNetv2_dtc_compare_reports, pairing from it, prints the headline row of benchmark.md
+    paired = run_console_script(nnunet_env, ['nnUNetv2_dtc_compare_reports'], out, '--method', 'nnUNetTrainerDTC')
+    headline_row = _table(markdown, 'What the unlabelled images add')[0]
+    printed_row = [cell.strip() for cell in paired.stdout.splitlines()[-3].strip('|').split('|')]
+    assert printed_row[0] == headline_row[0] == '0'
+    assert printed_row[3:9] == headline_row[1:7]  # Dice and HD95: difference, p, W/L/T
 
     # the CPU configuration shares its parent's preprocessed unlabelled cases (nnUNetv2_dtc_preprocess_unlabeled's
     # function, in this process: a subprocess would only add its start-up time)

@@ -1,8 +1,11 @@
-"""Paired comparison against values derived by hand: exact Wilcoxon p-values, win/loss direction, exclusions."""
+"""Paired comparison against values derived by hand: exact Wilcoxon p-values, win/loss direction, exclusions, and the
+t-test over seeds."""
+import math
+
 import pytest
 
-from nnunetv2_dtc.benchmark.statistics import PairedStatisticsError, compare_folder_metrics, paired_comparison, \
-    wilcoxon_signed_rank
+from nnunetv2_dtc.benchmark.statistics import PairedStatisticsError, compare_folder_metrics, one_sample_t_test, \
+    paired_comparison, wilcoxon_signed_rank
 
 CASES = [f'case_{i}' for i in range(6)]
 
@@ -65,3 +68,11 @@ def test_compare_folder_metrics_uses_each_metrics_direction_and_keeps_postproces
     with pytest.raises(PairedStatisticsError, match="post-processed with 'largest_component' but the baseline's "
                                                     "with 'none'"):
         compare_folder_metrics(folder_result({}, 'largest_component'), baseline)
+
+
+def test_the_t_test_of_seed_differences_matches_the_cauchy_distribution():
+    # differences 1 and 3: mean 2, sample std sqrt(2), t = 2 / (sqrt(2) / sqrt(2)) = 2 with 1 degree of freedom, whose
+    # distribution is Cauchy: two-sided p = 1 - 2 arctan(2) / pi
+    assert one_sample_t_test([1.0, 3.0])['p_value'] == pytest.approx(1 - 2 * math.atan(2) / math.pi, rel=1e-12)
+    assert one_sample_t_test([0.5]) == {'p_value': None, 'reason': 'fewer than 2 values (1)'}
+    assert one_sample_t_test([0.5, 0.5]) == {'p_value': None, 'reason': 'all 2 values are equal'}
