@@ -14,6 +14,10 @@ from scipy.stats import ttest_1samp, wilcoxon
 from nnunetv2_dtc.benchmark.metrics import LOWER_IS_BETTER, METRIC_NAMES, summarize
 
 MIN_CASES_FOR_TEST = 2
+# MONAI computes surface distances in float32: one distance reached through different voxels differs by about 1e-6
+# (seen: 1.4142120 and 1.4142135 mm, both sqrt(2)), while two different segmentations differ by a fraction of a voxel,
+# 1e-2 mm or more; closer values are a tie, not a win, and a zero difference in the Wilcoxon test
+DISTANCE_TIE_TOLERANCE = 1e-4
 # scipy's default: zero differences are dropped before ranking (Wilcoxon's original treatment)
 WILCOXON_ZERO_METHOD = 'wilcox'
 WILCOXON_ALTERNATIVE = 'two-sided'
@@ -26,7 +30,8 @@ class PairedStatisticsError(ValueError):
 def paired_comparison(method_values: Mapping[str, Optional[float]], baseline_values: Mapping[str, Optional[float]],
                       higher_is_better: bool, tie_tolerance: float = 0.0) -> dict:
     """Compares per-case values ({case id: value}) of a method and a baseline over the same case ids. A case is a
-    tie when the values differ by at most tie_tolerance. Returns {'higher_is_better', 'n_cases', 'n_paired',
+    tie when the values differ by at most tie_tolerance, and its difference counts as 0 in the Wilcoxon test.
+    Returns {'higher_is_better', 'n_cases', 'n_paired',
     'excluded_cases': {case: reason}, 'method': summary, 'baseline': summary, 'differences': {case: method -
     baseline}, 'difference': summary, 'wins', 'losses', 'ties', 'wilcoxon': {'p_value', 'statistic', 'n_nonzero',
     'reason'}}; the p-value and statistic are None, with the reason, when the test cannot be run."""
@@ -48,7 +53,7 @@ def paired_comparison(method_values: Mapping[str, Optional[float]], baseline_val
             'baseline': _mean_std([baseline_values[c] for c in paired]),
             'differences': differences, 'difference': _mean_std(list(differences.values())),
             'wins': signs.count(1), 'losses': signs.count(-1), 'ties': signs.count(0),
-            'wilcoxon': wilcoxon_signed_rank(list(differences.values()))}
+            'wilcoxon': wilcoxon_signed_rank([0.0 if abs(d) <= tie_tolerance else d for d in differences.values()])}
 
 
 def wilcoxon_signed_rank(differences: Sequence[float]) -> dict:
@@ -79,7 +84,8 @@ def one_sample_t_test(differences: Sequence[float]) -> dict:
 def compare_folder_metrics(method_result: dict, baseline_result: dict,
                            metric_names: Sequence[str] = METRIC_NAMES) -> Dict[str, Dict[str, dict]]:
     """{class or region key: {metric: paired_comparison}} of two metrics.folder_metrics results (lower is
-    better for the distances). Refuses results with different post-processing: those are separate rows."""
+    better for the distances, which tie within DISTANCE_TIE_TOLERANCE). Refuses results with different
+    post-processing: those are separate rows."""
     if method_result['postprocessing'] != baseline_result['postprocessing']:
         raise PairedStatisticsError(f'The method\'s results are post-processed with '
                                     f'{method_result["postprocessing"]!r} but the baseline\'s with '
@@ -92,7 +98,8 @@ def compare_folder_metrics(method_result: dict, baseline_result: dict,
                 for side, result in (('method', method_result), ('baseline', baseline_result))}
     return {key: {metric: paired_comparison({c: m[key][metric] for c, m in per_case['method'].items()},
                                             {c: m[key][metric] for c, m in per_case['baseline'].items()},
-                                            higher_is_better=metric not in LOWER_IS_BETTER)
+                                            higher_is_better=metric not in LOWER_IS_BETTER,
+                                            tie_tolerance=DISTANCE_TIE_TOLERANCE if metric in LOWER_IS_BETTER else 0.0)
                   for metric in metric_names}
             for key in method_result['labels_or_regions']}
 

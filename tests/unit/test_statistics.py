@@ -76,3 +76,13 @@ def test_the_t_test_of_seed_differences_matches_the_cauchy_distribution():
     assert one_sample_t_test([1.0, 3.0])['p_value'] == pytest.approx(1 - 2 * math.atan(2) / math.pi, rel=1e-12)
     assert one_sample_t_test([0.5]) == {'p_value': None, 'reason': 'fewer than 2 values (1)'}
     assert one_sample_t_test([0.5, 0.5]) == {'p_value': None, 'reason': 'all 2 values are equal'}
+
+
+def test_float32_noise_in_a_distance_is_a_tie_and_leaves_the_test():
+    # case a: sqrt(2) mm twice, as MONAI's float32 distances gave it for two segmentations of one test case
+    method = folder_result({'a': {'HD95_mm': 1.4142120}, 'b': {'HD95_mm': 2.0}, 'c': {'HD95_mm': 3.0}})
+    baseline = folder_result({'a': {'HD95_mm': 1.4142135}, 'b': {'HD95_mm': 3.0}, 'c': {'HD95_mm': 4.0}})
+    hd95 = compare_folder_metrics(method, baseline, metric_names=('HD95_mm',))['1']['HD95_mm']
+    assert (hd95['wins'], hd95['losses'], hd95['ties']) == (2, 0, 1)
+    # two nonzero differences, both of one sign: two-sided exact p = 2 / 2^2 (with case a's noise: 2 / 2^3)
+    assert (hd95['wilcoxon']['n_nonzero'], hd95['wilcoxon']['p_value']) == (2, 0.5)
