@@ -13,7 +13,8 @@ from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 from nnunetv2_dtc.benchmark.comparison import FOREGROUND, SEED_SUMMARY, TABLE_METRICS, case_values, paired_over_seeds
 from nnunetv2_dtc.benchmark.metrics import DICE, HD95_MM, LARGEST_COMPONENT, NO_POSTPROCESSING, summarize
 from nnunetv2_dtc.benchmark.per_case_table import CSV_COLUMNS, PER_CASE_CSV
-from nnunetv2_dtc.benchmark.report import DECIMALS, MISSING, contribution_cells, markdown_table, mean_std, p_value
+from nnunetv2_dtc.benchmark.report import DECIMALS, METRIC_HEADERS, MISSING, contribution_cells, markdown_table, \
+    mean_std, p_value
 from nnunetv2_dtc.benchmark.settings import METHODS
 from nnunetv2_dtc.benchmark.statistics import PairedStatisticsError, one_sample_t_test
 from nnunetv2_dtc.utilities.cli import exit_with_error, shown
@@ -39,7 +40,8 @@ def per_case_csv_path(path: str) -> str:
     if not os.path.isfile(file):
         raise ReportTableError(f'{file} does not exist. Pass a benchmark report folder (--out of '
                                f'nnUNetv2_dtc_benchmark) or its {PER_CASE_CSV}; a report written before the benchmark '
-                               f'wrote {PER_CASE_CSV} gets one when its benchmark command is run again (it resumes).')
+                               f'wrote {PER_CASE_CSV} gets one when its benchmark command is run again where its '
+                               f'trained models still are (it resumes and only predicts and scores).')
     return file
 
 
@@ -86,7 +88,8 @@ def collect_runs(paths: Sequence[str]) -> Dict[RunKey, StoredRun]:
             if known.result != run.result:
                 raise ReportTableError(f'{key[0]} seed {key[1]} ({key[2]}) has different values in {known.source} '
                                        f'and {run.source}: two different runs of it (trained again, e.g. on another '
-                                       f'machine). Pass only the report whose run you mean.')
+                                       f'machine), or one file rounded (the first per_case.csv files had 6 '
+                                       f'significant digits). Pass only the report whose run you mean.')
     return runs
 
 
@@ -101,29 +104,45 @@ def compare_runs(runs: Dict[RunKey, StoredRun], method: str, baseline: str, seed
 
     if seeds is None:
         seeds = [seed for seed in seeds_of(method) if seed in seeds_of(baseline)]
+    if len(set(seeds)) != len(seeds):
+        raise ReportTableError(f'--seeds {" ".join(map(str, seeds))} names a seed twice. Name each seed once.')
+    sources = sorted({run.source for run in runs.values()})
     missing = [f'{name} seed {seed}' for name in (method, baseline) for seed in seeds
                if (name, seed, postprocessing) not in runs]
     if missing or not seeds:
         found = sorted({f'{m} seed {s}' for m, s, p in runs if p == postprocessing})
         raise ReportTableError(f'No runs of {", ".join(missing) or f"{method} and {baseline} with a common seed"} '
-                               f'({postprocessing}) in the reports given; they hold {shown(found, "run(s)")}. Pass '
+                               f'({postprocessing}) in {", ".join(sources)}; they hold {shown(found, "run(s)")}. Pass '
                                f'the report of each run, or choose --seeds.')
     sides = {'method': method, 'baseline': baseline}
     stored = {side: [runs[(name, seed, postprocessing)] for seed in seeds] for side, name in sides.items()}
+    _check_same_cases(stored['method'][0], [run for side in sides for run in stored[side]])
     results = {f'{side} {seed}': run.result for side in sides for seed, run in zip(seeds, stored[side])}
     try:
         paired = paired_over_seeds(results, [f'method {s}' for s in seeds], [f'baseline {s}' for s in seeds], seeds,
                                    TABLE_METRICS)
     except PairedStatisticsError as error:
-        raise ReportTableError(f'{method} and {baseline} cannot be paired: {error} Both reports must come from the '
-                               f'same dataset and split.') from None
+        raise ReportTableError(f'{method} and {baseline} ({", ".join(sources)}) cannot be paired: {error}') from None
     return {'method': method, 'baseline': baseline, 'postprocessing': postprocessing, 'seeds': list(seeds),
             'runs': stored,
             'means': {side: {metric: [summarize(case_values(run.result, FOREGROUND, metric))['mean']
                                       for run in stored[side]] for metric in TABLE_METRICS} for side in sides},
             **paired,
             't_test': {metric: one_sample_t_test([row[metric]['difference']['mean'] for row in paired['per_seed']])
-                       for metric in TABLE_METRICS}}
+                       for metric in SHOWN_METRICS}}
+
+
+def _check_same_cases(first: StoredRun, others: Sequence[StoredRun]) -> None:
+    """Every run scored the same test cases and classes: runs of another dataset or split cannot be paired or
+    averaged over seeds."""
+    def cases(run: StoredRun) -> Tuple[List[str], List[str]]:
+        return [case['case_id'] for case in run.result['metric_per_case']], run.result['labels_or_regions']
+
+    for other in others:
+        if cases(other) != cases(first):
+            raise ReportTableError(f'{other.trainer} ({other.source}) and {first.trainer} ({first.source}) scored '
+                                   f'different test cases or classes. Pair runs of the same dataset and split '
+                                   f'(nnUNetv2_dtc_make_ssl_dataset with the same arguments and --seed).')
 
 
 def default_baseline(method: str) -> str:
@@ -160,11 +179,13 @@ def comparison_markdown(comparison: dict) -> str:
                           {**over[metric]['seed_averaged'], 'difference': over[metric]['difference']}, metric)]])
     lines += ['', *markdown_table(['Seed', f'Dice {method}', f'Dice {baseline}', 'Dice difference', 'p (Dice)',
                                    'W/L/T (Dice)', 'HD95 difference (mm)', 'p (HD95)', 'W/L/T (HD95)'], cells), '',
-              'Differences: mean ± std over the test cases (per seed); over seeds, mean ± std of the per-seed mean '
-              'differences, with p and W/L/T of the per-case values averaged over seeds. p: two-sided Wilcoxon '
-              'signed-rank test.']
+              'Differences: mean ± std over the test cases' + (
+                  '; over seeds, mean ± std of the per-seed mean differences, with p and W/L/T of the per-case values '
+                  'averaged over seeds' if len(comparison['seeds']) > 1 else '') +
+              '. p: two-sided Wilcoxon signed-rank test.']
     if len(comparison['seeds']) > 1:
-        tests = [f'{metric} p = {_t_test_cell(comparison["t_test"][metric])}' for metric in SHOWN_METRICS]
+        tests = [f'{METRIC_HEADERS[metric]} p = {_t_test_cell(comparison["t_test"][metric])}'
+                 for metric in SHOWN_METRICS]
         lines += ['', f'One-sample t-test of the {len(comparison["seeds"])} per-seed mean differences: '
                       f'{"; ".join(tests)}.']
     return '\n'.join(lines) + '\n'

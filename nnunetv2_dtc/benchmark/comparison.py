@@ -32,7 +32,8 @@ def with_foreground(result: dict) -> dict:
 
 def seed_average(results: Sequence[dict], metric_names: Sequence[str] = METRIC_NAMES) -> dict:
     """The per-case average over seeds of results with the same cases and classes (None where any seed has
-    None), in folder_metrics' layout, for the paired comparison of seed-averaged methods."""
+    None), in folder_metrics' layout, for the paired comparison of seed-averaged methods. Only metric_names are
+    averaged: any other metric keeps the first seed's values."""
     first = copy.deepcopy(results[0])
     by_case = [{case['case_id']: case['metrics'] for case in r['metric_per_case']} for r in results]
     for case in first['metric_per_case']:

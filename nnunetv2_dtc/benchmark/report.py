@@ -5,6 +5,7 @@ from typing import List, Optional
 from nnunetv2_dtc.benchmark.comparison import SEED_SUMMARY, TABLE_METRICS
 from nnunetv2_dtc.benchmark.metrics import DICE, HD95_MM, LARGEST_COMPONENT, NO_POSTPROCESSING
 from nnunetv2_dtc.benchmark.settings import METHODS, VANILLA_TRAINER
+from nnunetv2_dtc.benchmark.statistics import DISTANCE_RELATIVE_TIE_TOLERANCE
 
 METRIC_HEADERS = {'Dice': 'Dice', 'IoU': 'IoU', 'HD95_mm': 'HD95 (mm)', 'ASD_mm': 'ASD (mm)'}
 # decimals shown: overlap scores in [0, 1], distances in mm, seconds per epoch
@@ -166,7 +167,9 @@ def benchmark_markdown(report: dict) -> str:
               f'({", ".join(report["class_names"].values())}); "(n=K)": only K cases had a defined distance (an empty '
               f'prediction or reference has none). p: two-sided Wilcoxon signed-rank test of the per-case Dice '
               f'against nnU-Net (`{VANILLA_TRAINER}`) with the same seed; W/L/T: test cases with higher / lower / '
-              f'equal Dice than nnU-Net. Time/epoch: mean ± std of the epoch wall times nnU-Net logged. Parameters: '
+              f'equal Dice than nnU-Net (for HD95 and ASD lower wins, and two distances within '
+              f'{DISTANCE_RELATIVE_TIE_TOLERANCE:g} of the larger are equal: float32 noise). Time/epoch: mean ± std of '
+              f'the epoch wall times nnU-Net logged. Parameters: '
               f'of the network nnU-Net\'s predictor builds.']
     if len(s['seeds']) > 1:
         lines += ['', f'Rows "{SEED_SUMMARY}": mean ± std across seeds of the per-seed test means ("(n=K)" there: '

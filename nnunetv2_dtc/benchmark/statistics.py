@@ -14,10 +14,13 @@ from scipy.stats import ttest_1samp, wilcoxon
 from nnunetv2_dtc.benchmark.metrics import LOWER_IS_BETTER, METRIC_NAMES, summarize
 
 MIN_CASES_FOR_TEST = 2
-# MONAI computes surface distances in float32: one distance reached through different voxels differs by about 1e-6
-# (seen: 1.4142120 and 1.4142135 mm, both sqrt(2)), while two different segmentations differ by a fraction of a voxel,
-# 1e-2 mm or more; closer values are a tie, not a win, and a zero difference in the Wilcoxon test
-DISTANCE_TIE_TOLERANCE = 1e-4
+MIN_VALUES_FOR_T_TEST = 2  # a sample standard deviation needs two values
+# MONAI computes surface distances in float32 (relative precision 6e-8): one distance reached through different voxels
+# differs by about 1e-6 of its value (seen: 1.4142120 and 1.4142135 mm, both sqrt(2)); two distances closer than this
+# share of the larger are a tie, not a win, and a zero difference in the Wilcoxon test
+DISTANCE_RELATIVE_TIE_TOLERANCE = 1e-5
+# values whose spread is below this share of their size do not vary: a t-test on them divides rounding noise by itself
+T_TEST_RELATIVE_SPREAD = 1e-9
 # scipy's default: zero differences are dropped before ranking (Wilcoxon's original treatment)
 WILCOXON_ZERO_METHOD = 'wilcox'
 WILCOXON_ALTERNATIVE = 'two-sided'
@@ -28,9 +31,11 @@ class PairedStatisticsError(ValueError):
 
 
 def paired_comparison(method_values: Mapping[str, Optional[float]], baseline_values: Mapping[str, Optional[float]],
-                      higher_is_better: bool, tie_tolerance: float = 0.0) -> dict:
+                      higher_is_better: bool, tie_tolerance: float = 0.0,
+                      relative_tie_tolerance: float = 0.0) -> dict:
     """Compares per-case values ({case id: value}) of a method and a baseline over the same case ids. A case is a
-    tie when the values differ by at most tie_tolerance, and its difference counts as 0 in the Wilcoxon test.
+    tie when the values differ by at most tie_tolerance + relative_tie_tolerance x the larger magnitude, and its
+    difference counts as 0 in the Wilcoxon test.
     Returns {'higher_is_better', 'n_cases', 'n_paired',
     'excluded_cases': {case: reason}, 'method': summary, 'baseline': summary, 'differences': {case: method -
     baseline}, 'difference': summary, 'wins', 'losses', 'ties', 'wilcoxon': {'p_value', 'statistic', 'n_nonzero',
@@ -46,14 +51,17 @@ def paired_comparison(method_values: Mapping[str, Optional[float]], baseline_val
     paired = [case for case in sorted(method_values) if case not in excluded]
     differences = {case: float(method_values[case]) - float(baseline_values[case]) for case in paired}
     better_sign = 1 if higher_is_better else -1
-    signs = [0 if abs(d) <= tie_tolerance else better_sign * int(np.sign(d)) for d in differences.values()]
+    tied = {case: abs(d) <= tie_tolerance + relative_tie_tolerance * max(abs(float(method_values[case])),
+                                                                          abs(float(baseline_values[case])))
+            for case, d in differences.items()}
+    signs = [0 if tied[case] else better_sign * int(np.sign(d)) for case, d in differences.items()]
     return {'higher_is_better': higher_is_better, 'n_cases': len(method_values), 'n_paired': len(paired),
             'excluded_cases': excluded,
             'method': _mean_std([method_values[c] for c in paired]),
             'baseline': _mean_std([baseline_values[c] for c in paired]),
             'differences': differences, 'difference': _mean_std(list(differences.values())),
             'wins': signs.count(1), 'losses': signs.count(-1), 'ties': signs.count(0),
-            'wilcoxon': wilcoxon_signed_rank([0.0 if abs(d) <= tie_tolerance else d for d in differences.values()])}
+            'wilcoxon': wilcoxon_signed_rank([0.0 if tied[case] else d for case, d in differences.items()])}
 
 
 def wilcoxon_signed_rank(differences: Sequence[float]) -> dict:
@@ -71,20 +79,22 @@ def wilcoxon_signed_rank(differences: Sequence[float]) -> dict:
     return {'p_value': None, 'statistic': None, 'n_nonzero': n_nonzero, 'reason': reason}
 
 
-def one_sample_t_test(differences: Sequence[float]) -> dict:
+def one_sample_t_test(differences: Sequence[Optional[float]]) -> dict:
     """{'p_value', 'reason'}: two-sided one-sample t-test that the mean of per-seed differences is 0 (scipy's
-    ttest_1samp), or None with the reason for fewer than 2 values or values that do not vary (no spread to test)."""
-    if len(differences) < MIN_CASES_FOR_TEST:
-        return {'p_value': None, 'reason': f'fewer than {MIN_CASES_FOR_TEST} values ({len(differences)})'}
-    if np.ptp(differences) == 0:
-        return {'p_value': None, 'reason': f'all {len(differences)} values are equal'}
-    return {'p_value': float(ttest_1samp(differences, 0.0).pvalue), 'reason': None}
+    ttest_1samp) over the values that are not None, or None with the reason for fewer than 2 values or values that do
+    not vary (no spread to test)."""
+    values = [float(d) for d in differences if d is not None]
+    if len(values) < MIN_VALUES_FOR_T_TEST:
+        return {'p_value': None, 'reason': f'fewer than {MIN_VALUES_FOR_T_TEST} values ({len(values)})'}
+    if np.ptp(values) <= T_TEST_RELATIVE_SPREAD * max(abs(v) for v in values):
+        return {'p_value': None, 'reason': f'all {len(values)} values are equal'}
+    return {'p_value': float(ttest_1samp(values, 0.0).pvalue), 'reason': None}
 
 
 def compare_folder_metrics(method_result: dict, baseline_result: dict,
                            metric_names: Sequence[str] = METRIC_NAMES) -> Dict[str, Dict[str, dict]]:
     """{class or region key: {metric: paired_comparison}} of two metrics.folder_metrics results (lower is
-    better for the distances, which tie within DISTANCE_TIE_TOLERANCE). Refuses results with different
+    better for the distances, which tie within DISTANCE_RELATIVE_TIE_TOLERANCE). Refuses results with different
     post-processing: those are separate rows."""
     if method_result['postprocessing'] != baseline_result['postprocessing']:
         raise PairedStatisticsError(f'The method\'s results are post-processed with '
@@ -99,7 +109,8 @@ def compare_folder_metrics(method_result: dict, baseline_result: dict,
     return {key: {metric: paired_comparison({c: m[key][metric] for c, m in per_case['method'].items()},
                                             {c: m[key][metric] for c, m in per_case['baseline'].items()},
                                             higher_is_better=metric not in LOWER_IS_BETTER,
-                                            tie_tolerance=DISTANCE_TIE_TOLERANCE if metric in LOWER_IS_BETTER else 0.0)
+                                            relative_tie_tolerance=DISTANCE_RELATIVE_TIE_TOLERANCE
+                                            if metric in LOWER_IS_BETTER else 0.0)
                   for metric in metric_names}
             for key in method_result['labels_or_regions']}
 

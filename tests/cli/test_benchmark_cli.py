@@ -163,7 +163,8 @@ def test_benchmark_runs_all_methods_reports_them_and_reuses_finished_runs(nnunet
     # and nnUNetv2_dtc_compare_reports, pairing from it, prints the headline row of benchmark.md
     paired = run_console_script(nnunet_env, ['nnUNetv2_dtc_compare_reports'], out, '--method', 'nnUNetTrainerDTC')
     headline_row = _table(markdown, 'What the unlabelled images add')[0]
-    printed_row = [cell.strip() for cell in paired.stdout.splitlines()[-3].strip('|').split('|')]
+    results_table = paired.stdout.split('| Seed | Dice', 1)[1].splitlines()
+    printed_row = [cell.strip() for cell in results_table[2].strip('|').split('|')]
     assert printed_row[0] == headline_row[0] == '0'
     assert printed_row[3:9] == headline_row[1:7]  # Dice and HD95: difference, p, W/L/T
 
