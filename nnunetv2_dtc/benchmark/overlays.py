@@ -1,8 +1,8 @@
 """Overlay galleries of the test predictions: per seed, the test cases where DTC gains most over vanilla nnU-Net, the
 median case and where it loses most, by per-case foreground Dice (without both methods: the last method against the
-first). Each row is one case at the slice (first image axis) with the largest reference area: the image in grey, and
-the reference and every method's prediction as coloured contours, one colour per class. 2D datasets have a single
-slice."""
+first; a run alone: its highest, median and lowest Dice). Each row is one case at the slice (first image axis) with
+the largest reference area: the image in grey, and the reference and every method's prediction as coloured
+contours, one colour per class. 2D datasets have a single slice."""
 import textwrap
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -27,6 +27,8 @@ CROP_MARGIN_FRACTION = 0.3  # context around the foreground of the reference and
 MIN_CROP_MARGIN = 8  # voxels
 TITLE_WIDTH = 26  # characters per title line, so that the titles of neighbouring panels do not overlap
 LARGEST_GAIN, MEDIAN, LARGEST_LOSS = 'largest gain', 'median', 'largest loss'
+HIGHEST_DICE, LOWEST_DICE = 'highest Dice', 'lowest Dice'  # the roles when a run is alone in its seed
+COMPARISON_ROLES, SINGLE_RUN_ROLES = (LARGEST_GAIN, MEDIAN, LARGEST_LOSS), (HIGHEST_DICE, MEDIAN, LOWEST_DICE)
 PANEL_INCHES = 3.0
 TITLE_LINE_INCHES = 0.16  # one line of a 7-point panel title, with its spacing and a margin
 # the figure's 10-point title: about 9 characters per inch (progress.py fits 90 13-point ones in 12 inches), one line
@@ -51,21 +53,33 @@ def compared_methods(runs: Sequence[BenchmarkRun]) -> Tuple[BenchmarkRun, Benchm
     return next((run for run in candidates if run is not baseline), runs[-1]), baseline
 
 
+def gallery_ordering(runs: Sequence[BenchmarkRun], dice: Dict[str, Dict[str, Optional[float]]]) \
+        -> Tuple[BenchmarkRun, Optional[BenchmarkRun], Dict[str, float]]:
+    """(method, baseline, {case: value that orders the gallery}) for the runs of one seed (dice: {run key: {case:
+    foreground Dice}}): the method's per-case Dice minus the baseline's (compared_methods); a run alone has no
+    baseline (None) and is ordered by its own Dice. Cases without a Dice on either side are left out."""
+    method, baseline = compared_methods(runs)
+    if method is baseline:
+        return method, None, {case: value for case, value in dice[method.key].items() if value is not None}
+    return method, baseline, {case: dice[method.key][case] - dice[baseline.key][case] for case in dice[method.key]
+                              if dice[method.key][case] is not None and dice[baseline.key].get(case) is not None}
+
+
 def foreground_dice(result: dict) -> Dict[str, Optional[float]]:
     """{case: foreground Dice} of a folder_metrics result."""
     return {case['case_id']: case['metrics'][FOREGROUND][DICE] for case in with_foreground(result)['metric_per_case']}
 
 
-def select_cases(gains: Dict[str, float]) -> List[Tuple[str, str]]:
-    """[(role, case)]: the largest gain, the median and the largest loss (ties broken by case id), as many of them as
-    there are distinct cases (with two cases: the gain and the loss)."""
-    order = sorted(gains, key=lambda case: (-gains[case], case))
-    gain, median, loss = order[0], order[len(order) // 2], order[-1]
-    picked = [(LARGEST_GAIN, gain)]
-    if median not in (gain, loss):
-        picked.append((MEDIAN, median))
-    if loss != gain:
-        picked.append((LARGEST_LOSS, loss))
+def select_cases(values: Dict[str, float], roles: Tuple[str, str, str] = COMPARISON_ROLES) -> List[Tuple[str, str]]:
+    """[(role, case)]: the largest value (gain), the median and the smallest (loss), ties broken by case id, as many
+    of them as there are distinct cases (with two cases: the largest and the smallest)."""
+    order = sorted(values, key=lambda case: (-values[case], case))
+    largest, median, smallest = order[0], order[len(order) // 2], order[-1]
+    picked = [(roles[0], largest)]
+    if median not in (largest, smallest):
+        picked.append((roles[1], median))
+    if smallest != largest:
+        picked.append((roles[2], smallest))
     return picked
 
 
@@ -95,10 +109,11 @@ def largest_reference_slice(reference: np.ndarray) -> int:
     return int(np.argmax(areas)) if areas.max() > 0 else reference.shape[0] // 2
 
 
-def gallery_title(seed: int, method_name: str, baseline_name: str, figure_inches: float) -> str:
-    """The gallery's title, wrapped at a space (never inside "nnU-Net") so that every line fits between the legend's
-    width on either side."""
-    return textwrap.fill(f'Seed {seed}: test cases by per-case foreground Dice of {method_name} minus {baseline_name}',
+def gallery_title(seed: int, method_name: str, baseline_name: Optional[str], figure_inches: float) -> str:
+    """The gallery's title (baseline_name None: a run alone), wrapped at a space (never inside "nnU-Net") so that
+    every line fits between the legend's width on either side."""
+    compared = method_name if baseline_name is None else f'{method_name} minus {baseline_name}'
+    return textwrap.fill(f'Seed {seed}: test cases by per-case foreground Dice of {compared}',
                          int(SUPTITLE_CHARS_PER_INCH * (figure_inches - 2 * LEGEND_INCHES)), break_on_hyphens=False)
 
 
@@ -106,21 +121,19 @@ def overlay_gallery(seed: int, runs: Sequence[BenchmarkRun], results: Dict[str, 
                     Dict[str, str], dataset: BenchmarkDataset, out: str) -> dict:
     """Draws the gallery of one seed (results and prediction_folders by run key) into out; returns its record
     {'file', 'seed', 'method', 'baseline', 'cases': [{'role', 'case', 'slice', 'dice': {run key: value}}]}."""
-    method, baseline = compared_methods(runs)
     dice = {run.key: foreground_dice(results[run.key]) for run in runs}
-    gains = {case: dice[method.key][case] - dice[baseline.key][case] for case in dice[method.key]
-             if dice[method.key][case] is not None and dice[baseline.key].get(case) is not None}
+    method, baseline, ordering = gallery_ordering(runs, dice)
     dataset_json = load_json(join(runs[0].model_folder, 'dataset.json'))
     classes = foreground_classes(dataset_json)
     example = join(dataset.test_images, f'{dataset.test_cases[0]}_0000{dataset.file_ending}')
     reader = determine_reader_writer_from_dataset_json(dataset_json, example)()
     columns = [REFERENCE, *[run.key for run in runs]]
-    selected = select_cases(gains) if gains else []
+    selected = select_cases(ordering, SINGLE_RUN_ROLES if baseline is None else COMPARISON_ROLES) if ordering else []
     num_rows = max(1, len(selected))
     # a panel's title: the case, the method name wrapped, its Dice
     title_lines = 2 + max(len(textwrap.wrap(METHODS[run.method].name, TITLE_WIDTH)) for run in runs)
     width = PANEL_INCHES * len(columns)
-    suptitle = gallery_title(seed, METHODS[method.method].name, METHODS[baseline.method].name, width)
+    suptitle = gallery_title(seed, METHODS[method.method].name, baseline and METHODS[baseline.method].name, width)
     suptitle_inches = SUPTITLE_LINE_INCHES * (suptitle.count('\n') + 1) + SUPTITLE_MARGIN_INCHES
     height = (PANEL_INCHES + TITLE_LINE_INCHES * title_lines) * num_rows + suptitle_inches
     # constrained layout makes room for every panel title and keeps the legend outside the panels; tight_layout
@@ -146,7 +159,7 @@ def overlay_gallery(seed: int, runs: Sequence[BenchmarkRun], results: Dict[str, 
                 ax.set_title(f'{case}\n{textwrap.fill(METHODS[run.method].name, TITLE_WIDTH)}\nDice {shown}',
                              fontsize=7)
         row[0].set_ylabel(f'{role}\nslice {z}', fontsize=9)
-        cases.append({'role': role, 'case': case, 'slice': z, 'gain': gains[case],
+        cases.append({'role': role, 'case': case, 'slice': z, 'gain': None if baseline is None else ordering[case],
                       'dice': {run.key: dice[run.key][case] for run in runs}})
     handles = [Line2D([0], [0], color=CLASS_COLORS[i % len(CLASS_COLORS)], linewidth=2, label=name)
                for i, (name, _) in enumerate(classes)]
@@ -157,7 +170,7 @@ def overlay_gallery(seed: int, runs: Sequence[BenchmarkRun], results: Dict[str, 
         save_figure_atomic(figure, join(out, name))
     finally:
         plt.close(figure)
-    return {'file': name, 'seed': seed, 'method': method.key, 'baseline': baseline.key, 'cases': cases}
+    return {'file': name, 'seed': seed, 'method': method.key, 'baseline': baseline and baseline.key, 'cases': cases}
 
 
 def _draw(ax, image: np.ndarray, segmentation: np.ndarray, classes: List[Tuple[str, List[int]]]) -> None:

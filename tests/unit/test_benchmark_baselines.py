@@ -10,9 +10,9 @@ from nnunetv2_dtc.benchmark.comparison import SEED_SUMMARY, summarize_postproces
 from nnunetv2_dtc.benchmark.data import BenchmarkDataError, BenchmarkDataset
 from nnunetv2_dtc.benchmark.derived_data import derived_plans, plan_training_datasets, upper_bound_labels
 from nnunetv2_dtc.benchmark.metrics import METRIC_NAMES, NO_POSTPROCESSING
-from nnunetv2_dtc.benchmark.overlays import LARGEST_GAIN, LARGEST_LOSS, LEGEND_INCHES, MEDIAN, PANEL_INCHES, \
-    SUPTITLE_CHARS_PER_INCH, compared_methods, crop_window, foreground_classes, gallery_title, \
-    largest_reference_slice, select_cases
+from nnunetv2_dtc.benchmark.overlays import HIGHEST_DICE, LARGEST_GAIN, LARGEST_LOSS, LEGEND_INCHES, LOWEST_DICE, \
+    MEDIAN, PANEL_INCHES, SINGLE_RUN_ROLES, SUPTITLE_CHARS_PER_INCH, compared_methods, crop_window, \
+    foreground_classes, gallery_ordering, gallery_title, largest_reference_slice, select_cases
 from nnunetv2_dtc.benchmark.plots import METHOD_INCHES, METHOD_LABEL_CHARS, PANEL_SIZE, WEIGHT_KEY, _method_labels, \
     _per_method_figure, _training_curves
 from nnunetv2_dtc.benchmark.report import contribution_table, gap_table
@@ -243,8 +243,20 @@ def test_the_gallery_orders_by_the_dtc_method_that_sees_the_unlabelled_images_no
     assert [run.method for run in chosen] == ['pseudo_label', 'nnUNetTrainer']
     chosen = compared_methods(runs('nnUNetTrainerDTC_LabeledOnly', ablation))
     assert [run.method for run in chosen] == [ablation, 'nnUNetTrainerDTC_LabeledOnly']
-    chosen = compared_methods(runs('nnUNetTrainer'))  # --trainers nnUNetTrainer alone: a gallery of zero gains
+    chosen = compared_methods(runs('nnUNetTrainer'))  # a run alone is its own baseline: gallery_ordering below
     assert [run.method for run in chosen] == ['nnUNetTrainer', 'nnUNetTrainer']
+
+
+def test_a_run_alone_in_its_seed_is_shown_by_its_own_dice_not_against_itself():
+    vanilla, alone = (BenchmarkRun(method, 0, f'{method}_t', f'/results/{method}', 1, 'Dataset001_X')
+                      for method in ('nnUNetTrainer', 'nnUNetTrainerDTC_EMATeacher'))
+    dice = {alone.key: {'a': 0.7, 'b': 0.9, 'c': None, 'd': 0.8}, vanilla.key: {'a': 0.8, 'b': 0.6, 'c': 0.5, 'd': 0.8}}
+    method, baseline, ordering = gallery_ordering([alone], dice)
+    assert (method, baseline) == (alone, None) and ordering == {'a': 0.7, 'b': 0.9, 'd': 0.8}
+    assert select_cases(ordering, SINGLE_RUN_ROLES) == [(HIGHEST_DICE, 'b'), (MEDIAN, 'd'), (LOWEST_DICE, 'a')]
+    assert gallery_title(0, 'DTC', None, 4 * PANEL_INCHES) == 'Seed 0: test cases by per-case foreground Dice of DTC'
+    method, baseline, ordering = gallery_ordering([vanilla, alone], dice)
+    assert (method, baseline) == (alone, vanilla) and ordering == pytest.approx({'a': -0.1, 'b': 0.3, 'd': 0.0})
 
 
 def test_what_the_unlabelled_images_add_is_dtc_against_its_ablation_per_seed_and_over_seeds():
