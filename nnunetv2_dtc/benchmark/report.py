@@ -32,8 +32,9 @@ GAP_EXPLANATION = ('(method − nnU-Net) / (upper bound − nnU-Net) of the test
                    'labels of the unlabelled images too). Seed summaries: mean ± std over seeds. For HD95 and ASD '
                    'the same formula (lower is better on both sides).')
 OVERLAY_EXPLANATION = ('Per seed, the test cases where DTC gains most over nnU-Net (per-case foreground Dice), the '
-                       'median case and where it loses most, at the slice with the largest reference area: the image '
-                       'in grey, the reference and each method\'s prediction as contours, one colour per class.')
+                       'median case and where it loses most (a run alone in its seed: its highest, median and lowest '
+                       'Dice), at the slice with the largest reference area: the image in grey, the reference and '
+                       'each method\'s prediction as contours, one colour per class.')
 MAIN_COLUMNS = ['Method', 'Seed', *METRIC_HEADERS.values(), 'p (Dice) vs nnU-Net', 'W/L/T (Dice)', 'Time/epoch (s)',
                 'Parameters']
 
