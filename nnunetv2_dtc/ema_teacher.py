@@ -71,6 +71,14 @@ class EMATeacher:
             teacher_buffer.copy_(student_buffer)
         self.num_updates += 1
 
+    def state_dict(self) -> dict:
+        return {'network_weights': self.network.state_dict(), 'num_updates': self.num_updates, 'decay': self.decay}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restores a teacher saved by state_dict(), so that a resumed training goes on averaging where it stopped."""
+        self.network.load_state_dict(state['network_weights'])
+        self.num_updates = int(state['num_updates'])
+
     @torch.no_grad()
     def auxiliary_output(self, data: torch.Tensor, num_segmentation_channels: int) -> torch.Tensor:
         """The teacher's raw auxiliary channels at full resolution (training mode, so that the head emits them)."""

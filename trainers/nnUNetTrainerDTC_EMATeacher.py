@@ -7,15 +7,31 @@ is usually a little better than the network it averages, and let the consistency
 nnUNetTrainerDTC_LevelSetTeacher does with the network's own level set. The level set itself still learns from its
 SDF target; the network nnU-Net predicts with is the student, as for every other trainer.
 
-The teacher costs one more forward pass of each batch (no backward) and is not written to the checkpoints: it
-starts as a copy of the network in on_train_start, after `--c` of the loaded one, and with decay 0.99 forgets its
-start within a few hundred steps."""
+The teacher costs one more forward pass of each batch (no backward). It starts as a copy of the network in
+on_train_start. nnU-Net's checkpoint dict is built inside save_checkpoint with no hook for more keys, so the teacher
+is saved beside checkpoint_latest.pth / checkpoint_best.pth (`checkpoint_latest_ema_teacher.pth`, ...) and restored
+by `nnUNetv2_train --c`: a resumed run goes on averaging where it stopped instead of restarting the teacher from the
+student. checkpoint_final.pth gets none (prediction uses the student), and the latest one's is removed with
+checkpoint_latest.pth at the end of training, as nnU-Net does."""
+import os
+from typing import Optional, Union
+
 import torch
+from batchgenerators.utilities.file_and_folder_operations import isfile, join
 from nnunetv2.utilities.helpers import dummy_context
 from torch import autocast
 
 from nnunetv2_dtc.ema_teacher import DEFAULT_EMA_DECAY, EMATeacher
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC import nnUNetTrainerDTC
+from nnunetv2_dtc.utilities.files import torch_save_atomic
+
+TEACHER_CHECKPOINT_SUFFIX = '_ema_teacher.pth'
+CHECKPOINTS_WITHOUT_TEACHER = ('checkpoint_final.pth',)  # only the student predicts
+
+
+def teacher_checkpoint_path(checkpoint_path: str) -> str:
+    """Where the teacher of `checkpoint_path` lies: checkpoint_latest.pth -> checkpoint_latest_ema_teacher.pth."""
+    return os.path.splitext(checkpoint_path)[0] + TEACHER_CHECKPOINT_SUFFIX
 
 
 class nnUNetTrainerDTC_EMATeacher(nnUNetTrainerDTC):
@@ -26,6 +42,7 @@ class nnUNetTrainerDTC_EMATeacher(nnUNetTrainerDTC):
                  device: torch.device = torch.device('cuda')):
         super().__init__(plans, configuration, fold, dataset_json, device)
         self.teacher = None
+        self.loaded_teacher_state: Optional[dict] = None
 
     def on_train_start(self):
         super().on_train_start()
@@ -33,8 +50,35 @@ class nnUNetTrainerDTC_EMATeacher(nnUNetTrainerDTC):
 
     def start_teacher(self) -> None:
         self.teacher = EMATeacher(self._unwrapped_network(), self.ema_decay)
-        self.print_to_log_file(f'EMA teacher (decay {self.ema_decay}) started from the network at epoch '
-                               f'{self.current_epoch}')
+        if self.loaded_teacher_state is None:
+            self.print_to_log_file(f'EMA teacher (decay {self.ema_decay}) started from the network at epoch '
+                                   f'{self.current_epoch}')
+            return
+        self.teacher.load_state_dict(self.loaded_teacher_state)
+        self.print_to_log_file(f'EMA teacher (decay {self.ema_decay}) restored from the checkpoint at epoch '
+                               f'{self.current_epoch}, after {self.teacher.num_updates} updates')
+
+    def save_checkpoint(self, filename: str) -> None:
+        super().save_checkpoint(filename)
+        if self.teacher is None or self.local_rank != 0 or self.disable_checkpointing or \
+                os.path.basename(filename) in CHECKPOINTS_WITHOUT_TEACHER:
+            return
+        torch_save_atomic(self.teacher.state_dict(), teacher_checkpoint_path(filename))
+
+    def load_checkpoint(self, filename_or_checkpoint: Union[dict, str]) -> None:
+        super().load_checkpoint(filename_or_checkpoint)
+        if not isinstance(filename_or_checkpoint, str):
+            return
+        path = teacher_checkpoint_path(filename_or_checkpoint)
+        self.loaded_teacher_state = torch.load(path, map_location=self.device) if isfile(path) else None
+        if self.teacher is not None and self.loaded_teacher_state is not None:
+            self.teacher.load_state_dict(self.loaded_teacher_state)
+
+    def on_train_end(self):
+        super().on_train_end()
+        latest_teacher = teacher_checkpoint_path(join(self.output_folder, 'checkpoint_latest.pth'))
+        if self.local_rank == 0 and isfile(latest_teacher):
+            os.remove(latest_teacher)
 
     def train_step(self, batch: dict) -> dict:
         data = batch['data'].to(self.device, non_blocking=True)

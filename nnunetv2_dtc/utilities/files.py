@@ -10,6 +10,8 @@ import uuid
 from contextlib import contextmanager
 from typing import Iterator, Optional
 
+import torch
+
 PARTIAL_SUFFIX = '.partial'
 COPY, HARD_LINK, SYMBOLIC_LINK = 'copy', 'hardlink', 'symlink'
 FIGURE_DPI = 120  # 6 x 4.5 inch panels at 720 x 540 pixels: readable on screen and in a PDF draft
@@ -89,6 +91,14 @@ def read_json_or_none(path: str) -> Optional[dict]:
 def json_sha256(content) -> str:
     """sha256 of JSON content, independent of dict order and whitespace."""
     return hashlib.sha256(json.dumps(content, sort_keys=True, separators=(',', ':')).encode()).hexdigest()
+
+
+def torch_save_atomic(content, path: str) -> str:
+    """torch.save through a temporary name, so that a stopped run never leaves a truncated file under `path`."""
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    torch.save(content, path + PARTIAL_SUFFIX)
+    os.replace(path + PARTIAL_SUFFIX, path)
+    return path
 
 
 def save_figure_atomic(figure, path: str) -> str:

@@ -4,11 +4,13 @@ update by hand, the teacher-input noise's distribution, the mirror draws' distri
 consistency view from the teacher's channels (of the whole batch, or of its unlabelled samples only), and real
 training steps of the trainers built from a tiny plan."""
 import math
+import os
 from collections import Counter
 
 import numpy as np
 import pytest
 import torch
+from batchgenerators.utilities.file_and_folder_operations import isfile, join
 
 from helpers.tiny_plans import tiny_trainer
 from nnunetv2_dtc.dataloading.batch import DTCTargets
@@ -16,7 +18,7 @@ from nnunetv2_dtc.ema_teacher import EMATeacher, ema_alpha, random_mirror_dims, 
 from nnunetv2_dtc.loss import DTCLoss
 from nnunetv2_dtc.sdf import compute_sdf
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC_EMATeacher import nnUNetTrainerDTC_EMATeacher, \
-    nnUNetTrainerDTC_EMATeacher_LabeledOnly
+    nnUNetTrainerDTC_EMATeacher_LabeledOnly, teacher_checkpoint_path
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC_EMATeacherOnUnlabeled import nnUNetTrainerDTC_EMATeacherOnUnlabeled
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC_MirroredEMATeacher import nnUNetTrainerDTC_MirroredEMATeacher
 from nnunetv2_dtc.trainers.nnUNetTrainerDTC_NoisyEMATeacher import nnUNetTrainerDTC_NoisyEMATeacher
@@ -201,6 +203,47 @@ def test_ema_teacher_trainer_step_uses_the_teachers_view_then_updates_the_teache
                                              trainer.teacher.network.parameters()):
         torch.testing.assert_close(teacher, 0.5 * teacher_old + 0.5 * student.detach())
     assert any(not torch.equal(b, s) for b, s in zip(student_before, trainer.network.parameters()))
+
+
+def test_ema_teacher_is_checkpointed_beside_nnunets_checkpoint_and_restored_on_resume(nnunet_env):
+    """What `nnUNetv2_train --c` does: load_checkpoint, then on_train_start starts the teacher. A resumed teacher must be
+    the saved average (not a fresh copy of the student) and go on counting its updates; checkpoint_final gets none, and
+    the latest one's goes with checkpoint_latest.pth at the end of training."""
+    torch.manual_seed(0)
+    trainer = _trainer(nnunet_env, nnUNetTrainerDTC_EMATeacher)
+    trainer.start_teacher()
+    trainer.network.train()
+    for _ in range(3):
+        trainer.train_step(_batch())
+    latest = join(trainer.output_folder, 'checkpoint_latest.pth')
+    trainer.save_checkpoint(latest)
+    saved_teacher, saved_student = _parameters(trainer.teacher.network), _parameters(trainer.network)
+    assert any(not torch.equal(t, s) for t, s in zip(saved_teacher, saved_student))
+    assert isfile(teacher_checkpoint_path(latest)) and teacher_checkpoint_path(latest).endswith(
+        'checkpoint_latest_ema_teacher.pth')
+
+    resumed = _trainer(nnunet_env, nnUNetTrainerDTC_EMATeacher)
+    resumed.load_checkpoint(latest)
+    resumed.start_teacher()
+    assert resumed.teacher.num_updates == 3
+    for saved, restored in zip(saved_teacher, resumed.teacher.network.parameters()):
+        torch.testing.assert_close(restored, saved, rtol=0, atol=0)
+    for saved, restored in zip(saved_student, resumed.network.parameters()):
+        torch.testing.assert_close(restored, saved, rtol=0, atol=0)
+
+    os.remove(teacher_checkpoint_path(latest))
+    without_teacher = _trainer(nnunet_env, nnUNetTrainerDTC_EMATeacher)
+    without_teacher.load_checkpoint(latest)
+    without_teacher.start_teacher()
+    assert without_teacher.teacher.num_updates == 0
+    for student, teacher in zip(without_teacher.network.parameters(), without_teacher.teacher.network.parameters()):
+        torch.testing.assert_close(teacher, student.detach(), rtol=0, atol=0)
+
+    trainer.save_checkpoint(latest)
+    trainer.on_train_end()
+    assert isfile(join(trainer.output_folder, 'checkpoint_final.pth'))
+    assert not isfile(latest) and not isfile(teacher_checkpoint_path(latest))
+    assert not isfile(teacher_checkpoint_path(join(trainer.output_folder, 'checkpoint_final.pth')))
 
 
 def test_teacher_on_unlabelled_trainer_step_views_unlabelled_patches_through_the_teacher(nnunet_env):
