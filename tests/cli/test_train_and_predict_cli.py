@@ -223,10 +223,10 @@ def _results_copy(trained, tmp_path) -> dict:
     return {**environment_with_trainers({}, str(TEST_TRAINERS)), 'nnUNet_results': str(tmp_path / 'results')}
 
 
-def test_resume_after_a_kill_continues_the_schedule_and_the_epoch_count(trained, tmp_path):
-    environment = _results_copy(trained, tmp_path)
-    trainer = 'nnUNetTrainerDTC_TestCheckpointEveryEpoch'
-    fold = tmp_path / 'results' / DATASET_NAME / f'{trainer}__nnUNetPlans__{CONFIGURATION}' / 'fold_all'
+def _train_until_the_first_checkpoints_then_kill(trained, environment: dict, trainer: str) -> tuple:
+    """nnUNetv2_train of `trainer` (a test schedule of 3 epochs, a checkpoint every epoch), killed once the first
+    epoch's checkpoints are written; returns its fold folder, command and the interrupted checkpoint_latest.pth."""
+    fold = Path(environment['nnUNet_results']) / DATASET_NAME / f'{trainer}__nnUNetPlans__{CONFIGURATION}' / 'fold_all'
     command = ['nnUNetv2_train', str(DATASET_ID), CONFIGURATION, 'all', '-tr', trainer, '-device', 'cpu']
     # its own process group, so that the kill also ends nnU-Net's data augmentation workers
     process = subprocess.Popen(command, env=trained.folders.subprocess_environment(environment),
@@ -242,7 +242,13 @@ def test_resume_after_a_kill_continues_the_schedule_and_the_epoch_count(trained,
     assert not (fold / 'checkpoint_final.pth').exists(), 'the run finished before it could be interrupted'
     interrupted = torch.load(fold / 'checkpoint_latest.pth', map_location='cpu', weights_only=False)
     assert 1 <= interrupted['current_epoch'] < 3
+    return fold, command, interrupted
 
+
+def test_resume_after_a_kill_continues_the_schedule_and_the_epoch_count(trained, tmp_path):
+    environment = _results_copy(trained, tmp_path)
+    fold, command, _ = _train_until_the_first_checkpoints_then_kill(trained, environment,
+                                                                     'nnUNetTrainerDTC_TestCheckpointEveryEpoch')
     run_console_script(trained.folders, command[:1], *command[1:], '--c', environment=environment)
     final = torch.load(fold / 'checkpoint_final.pth', map_location='cpu', weights_only=False)
     assert final['current_epoch'] == 3
@@ -251,6 +257,26 @@ def test_resume_after_a_kill_continues_the_schedule_and_the_epoch_count(trained,
     for epoch, logged in enumerate(weights):
         expected = np.mean([sigmoid_rampup_weight(epoch * 2 + i, 3 * 2, 1.0) for i in range(2)])
         assert logged == pytest.approx(expected, rel=1e-5)
+
+
+def test_resumed_ema_teacher_goes_on_from_the_saved_teacher(trained, tmp_path):
+    """nnUNetv2_train --c restores the teacher written beside checkpoint_latest.pth (2 updates per test epoch), and
+    the end of training removes that file with checkpoint_latest.pth."""
+    environment = _results_copy(trained, tmp_path)
+    fold, command, interrupted = _train_until_the_first_checkpoints_then_kill(
+        trained, environment, 'nnUNetTrainerDTC_EMATeacher_TestCheckpointEveryEpoch')
+    teacher = torch.load(fold / 'checkpoint_latest_ema_teacher.pth', map_location='cpu')
+    epoch = interrupted['current_epoch']
+    assert teacher['num_updates'] == epoch * 2
+    assert any(not torch.equal(teacher['network_weights'][name], weights)
+               for name, weights in interrupted['network_weights'].items())
+
+    run_console_script(trained.folders, command[:1], *command[1:], '--c', environment=environment)
+    log = '\n'.join(path.read_text() for path in sorted(fold.glob('training_log_*.txt')))
+    assert f'EMA teacher (decay 0.99) restored from the checkpoint at epoch {epoch}, after {epoch * 2} updates' in log
+    assert (fold / 'checkpoint_final.pth').is_file() and not (fold / 'checkpoint_latest.pth').exists()
+    assert not (fold / 'checkpoint_latest_ema_teacher.pth').exists()
+    assert not (fold / 'checkpoint_final_ema_teacher.pth').exists()
 
 
 def test_non_finite_loss_stops_training_and_keeps_the_last_checkpoint(trained, tmp_path):
